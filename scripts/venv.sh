@@ -11,9 +11,10 @@ ensure_venv() {
         echo "Creating the virtualenv in $venv" >&2
         "$python" -m venv "$venv"
     fi
-    local stamp="$venv/.requirements-$(basename "$requirements").sha256"
+    local stamp="$venv/.requirements-${requirements//\//-}.sha256"
     local digest
-    digest="$(cat "$ROOT"/requirements*.txt | sha256sum | cut -d' ' -f1)"
+    # The file itself counts too: it may live elsewhere (bench/requirements.txt) and -r the rest.
+    digest="$(cat "$ROOT"/requirements*.txt "$ROOT/$requirements" | sha256sum | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
         echo "Installing $requirements into $venv" >&2
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/$requirements"

@@ -1,0 +1,621 @@
+#!/usr/bin/env python
+"""The sum service's benchmark: the service under gunicorn, loaded by wrk, beside its baselines.
+
+    ./bench/run.sh            # the full run, a few minutes on 2 cores
+    ./bench/run.sh --quick    # a smoke run of a few seconds (small documents, short loads)
+
+What it measures, each figure beside its baseline from the same run:
+
+- small /sum and /auth: requests/s, p50/p99 latency and server CPU ms per request (utime+stime of
+  the gunicorn master and its workers, from /proc, before and after; a recycled worker's time is
+  in the master's cutime/cstime), against the framework ceiling: a bare Django view answering a
+  constant JSON (bench/ceiling_urls.py) through the same gunicorn.conf.py and middleware;
+- /sum with 1 MiB and 10 MiB documents of each kind (bench/documents.py): MB of body per second
+  over HTTP, and in-process canonical_sum MB/s against json.loads parse-only MB/s on the same
+  bytes; every answer is checked against an independent exact sum;
+- RSS of the server's processes (VmRSS summed over the tree): idle, and the peak sampled while
+  serving the 10 MiB documents.
+
+It prints a table and writes the figures as JSON to bench/results/<timestamp>.json.
+Only 127.0.0.1 is ever contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from api.summing import canonical_sum  # noqa: E402
+from bench.documents import KINDS, SMALL, document, reference_sum  # noqa: E402
+from tests.liveserver import LiveServer  # noqa: E402
+
+BENCH = ROOT / "bench"
+LUA = BENCH / "post.lua"
+MIB = 1 << 20
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CREDENTIALS = {"username": "bench", "password": "bench-password"}
+
+# The targets of issue 6.
+TARGET_SUM_CPU = 1.3
+TARGET_AUTH_CPU = 1.5
+TARGET_PARSE = 0.9
+TARGET_RSS_BODIES = 12
+
+FULL = {
+    "workers": 2,
+    "connections": 8,
+    "warmup_s": 3,
+    "small_s": 10,
+    "large_warmup_s": 1,
+    "large_s": 8,
+    "sizes": (MIB, 10 * MIB),
+    "deep_sizes": (MIB, 10 * MIB),
+    "repeats": {MIB: 7, 10 * MIB: 3},
+}
+QUICK = {
+    "workers": 2,
+    "connections": 4,
+    "warmup_s": 0,
+    "small_s": 1,
+    "large_warmup_s": 0,
+    "large_s": 1,
+    "sizes": (64 * 1024,),
+    "deep_sizes": (64 * 1024,),
+    "repeats": {64 * 1024: 2},
+}
+
+
+# --- /proc: CPU time and memory of a process tree -------------------------------------------
+
+
+def tree(master: int) -> list[int]:
+    """The master and its live children (gunicorn's workers)."""
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    except FileNotFoundError:
+        children = []
+    return [master, *map(int, children)]
+
+
+def _stat_fields(pid: int) -> list[str]:
+    # The command name may hold spaces and parentheses: the fields start after the last ")".
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def cpu_seconds(master: int) -> float:
+    """CPU time (user + system) of the master, its reaped children and its live workers."""
+    ticks = 0
+    for pid in tree(master):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = _stat_fields(pid)
+            # utime, stime, cutime, cstime (proc(5) fields 14-17; the list starts at field 3)
+            ticks += sum(map(int, fields[11:15] if pid == master else fields[11:13]))
+    return ticks / CLOCK_TICKS
+
+
+def memory_kib(master: int, field: str = "VmRSS") -> int:
+    """VmRSS (or VmHWM, each process's own peak) summed over the tree, in KiB."""
+    total = 0
+    for pid in tree(master):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+    return total
+
+
+def wait_idle(master: int, quiet_s: float = 0.3, limit_s: float = 60.0) -> None:
+    """Wait until the server has used no CPU for `quiet_s`: requests wrk gave up on are done."""
+    deadline = time.monotonic() + limit_s
+    last = cpu_seconds(master)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = cpu_seconds(master)
+        if now == last:
+            return
+        last = now
+
+
+class RssSampler:
+    """Samples the tree's summed VmRSS every `interval` seconds while running."""
+
+    def __init__(self, master: int, interval: float = 0.02) -> None:
+        self.master = master
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, memory_kib(self.master))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+
+def wrk(
+    url: str,
+    body_file: Path,
+    token: str,
+    duration: float,
+    connections: int,
+    timeout_s: int = 30,
+    warmup: bool = False,
+) -> dict:
+    """One wrk run of POSTs; returns the figures its Lua `done` printed. Any error fails, and
+    so does a run with no answer at all, unless it is a warm-up (a 10 MiB body may take longer
+    than a short warm-up)."""
+    env = {
+        **os.environ,
+        "BENCH_BODY_FILE": str(body_file),
+        "BENCH_TOKEN": token,
+    }
+    command = [
+        "wrk",
+        "--threads=1",
+        f"--connections={connections}",
+        f"--duration={max(1, round(duration))}s",
+        f"--timeout={timeout_s}s",
+        f"--script={LUA}",
+        url,
+    ]
+    finished = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=duration + timeout_s + 30
+    )
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if finished.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"wrk failed ({finished.returncode}):\n{finished.stdout}{finished.stderr}"
+        )
+    result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+    if (not result["requests"] and not warmup) or any(result["errors"].values()):
+        raise RuntimeError(f"wrk saw errors or no answer at {url}: {result}")
+    return result
+
+
+def load(
+    server: LiveServer,
+    path: str,
+    body_file: Path,
+    token: str,
+    cfg: dict,
+    *,
+    warmup_s: float,
+    duration: float,
+    connections: int,
+) -> dict:
+    """Warm up, then measure: requests/s, latency and the server's CPU per request."""
+    url = server.url + path
+    if warmup_s:
+        wrk(url, body_file, token, warmup_s, connections, warmup=True)
+    wait_idle(server.process.pid)
+    before = cpu_seconds(server.process.pid)
+    result = wrk(url, body_file, token, duration, connections)
+    # wrk drops the requests in flight when it stops; the server still finishes them, so their
+    # CPU is counted too (at most `connections` requests: negligible for the small documents).
+    wait_idle(server.process.pid)
+    cpu = cpu_seconds(server.process.pid) - before
+    seconds = result["duration_us"] / 1e6
+    latency = result["latency_us"]
+    return {
+        "requests": result["requests"],
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(result["requests"] / seconds, 1),
+        "latency_ms": {key: round(latency[key] / 1000, 3) for key in ("mean", "p50", "p99")},
+        "server_cpu_ms_per_request": round(cpu * 1000 / result["requests"], 4),
+        "connections": connections,
+    }
+
+
+# --- the phases -----------------------------------------------------------------------------
+
+
+def start_server(workers: int, env: dict[str, str] | None = None) -> LiveServer:
+    base = {"GUNICORN_LOG_LEVEL": "warning"}
+    return LiveServer(env={**base, **(env or {})}, workers=workers).start()
+
+
+def get_token(server: LiveServer) -> str:
+    answer = requests.post(server.url + "/auth", json=CREDENTIALS, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
+def small_phases(server: LiveServer, files: dict[str, Path], token: str, cfg: dict) -> dict:
+    common = {
+        "warmup_s": cfg["warmup_s"],
+        "duration": cfg["small_s"],
+        "connections": cfg["connections"],
+    }
+    return {
+        "sum": load(server, "/sum", files["small"], token, cfg, **common),
+        "auth": load(server, "/auth", files["credentials"], "", cfg, **common),
+    }
+
+
+def check_answer(server: LiveServer, path: Path, token: str, expected: str) -> None:
+    answer = requests.post(
+        server.url + "/sum",
+        data=path.read_bytes(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=60,
+    )
+    if answer.status_code != 200 or answer.json()["sum"] != expected:
+        raise RuntimeError(f"/sum answered {answer.status_code} {answer.text[:200]} for {path}")
+
+
+def large_phases(
+    server: LiveServer, docs: list[dict], files: dict[str, Path], token: str, cfg: dict
+) -> tuple[list[dict], dict]:
+    """/sum with every large document; RSS idle before, and sampled under the largest size."""
+    master = server.process.pid
+    wait_idle(master)
+    idle_kib = memory_kib(master)
+    largest = max(cfg["sizes"])
+    peaks: dict[str, int] = {}
+    for doc in docs:
+        check_answer(server, files[doc["name"]], token, doc["sum"])
+        sampler = RssSampler(master) if doc["size_bytes"] == largest else contextlib.nullcontext()
+        with sampler:
+            figures = load(
+                server,
+                "/sum",
+                files[doc["name"]],
+                token,
+                cfg,
+                warmup_s=cfg["large_warmup_s"],
+                duration=cfg["large_s"],
+                connections=cfg["workers"],
+            )
+        if isinstance(sampler, RssSampler):
+            peaks[doc["kind"]] = sampler.peak_kib
+        # Little's law: wrk keeps `connections` requests in flight, so the throughput is that many
+        # over the mean latency; unlike answers/duration it loses nothing to the requests that
+        # were cut when wrk stopped (a large part of a few-second run of 10 MiB bodies).
+        mb_s = doc["size_bytes"] * cfg["workers"] / (figures["latency_ms"]["mean"] / 1000) / 1e6
+        doc["http"] = {**figures, "mb_per_s": round(mb_s, 2)}
+    peak_kind = max(peaks, key=peaks.get)
+    memory = {
+        "idle_rss_mib": round(idle_kib / 1024, 1),
+        "peak_rss_mib": round(peaks[peak_kind] / 1024, 1),
+        "peak_rss_by_kind_mib": {kind: round(kib / 1024, 1) for kind, kib in peaks.items()},
+        "peak_kind": peak_kind,
+        "hwm_sum_mib": round(memory_kib(master, "VmHWM") / 1024, 1),
+        "body_mib": round(largest / MIB, 2),
+        "concurrent_requests": cfg["workers"],
+    }
+    return docs, memory
+
+
+def best_seconds(function, argument, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        function(argument)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def in_process(docs: list[dict], cfg: dict) -> None:
+    """json.loads parse-only against canonical_sum, best of N, on the same bytes."""
+    for doc in docs:
+        body = doc["bytes"]
+        repeats = cfg["repeats"][doc["size_bytes"]]
+        parse = best_seconds(json.loads, body, repeats)
+        summing = best_seconds(canonical_sum, body, repeats)
+        mb = doc["size_bytes"] / 1e6
+        doc["inprocess"] = {
+            "json_loads_mb_per_s": round(mb / parse, 2),
+            "canonical_sum_mb_per_s": round(mb / summing, 2),
+        }
+
+
+def deep_documents(cfg: dict) -> list[dict]:
+    """Nesting past any recursive parser: the iterative path's speed and linearity."""
+    rows = []
+    for size in cfg["deep_sizes"]:
+        body = document("deep", size)
+        start = time.perf_counter()
+        total = canonical_sum(body)
+        seconds = time.perf_counter() - start
+        if Decimal(total) != reference_sum(body):
+            raise RuntimeError(f"deep document of {size} bytes summed to {total}")
+        rows.append(
+            {
+                "size_bytes": size,
+                "depth": (size - 1) // 2,
+                "seconds": round(seconds, 3),
+                "canonical_sum_mb_per_s": round(size / 1e6 / seconds, 2),
+            }
+        )
+    return rows
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "wrk": wrk_version.split(" [")[0].strip(),
+    }
+
+
+def ratio(value: float, baseline: float) -> float:
+    return round(value / baseline, 3) if baseline else float("nan")
+
+
+def size_label(size: int) -> str:
+    return f"{size // MIB} MiB" if size >= MIB else f"{size // 1024} KiB"
+
+
+def summarise(service: dict, ceiling: dict, docs: list[dict], memory: dict) -> list[dict]:
+    """Every target, its figure and whether it is met."""
+    targets = []
+    for name, limit in (("sum", TARGET_SUM_CPU), ("auth", TARGET_AUTH_CPU)):
+        figure = ratio(
+            service[name]["server_cpu_ms_per_request"], ceiling[name]["server_cpu_ms_per_request"]
+        )
+        targets.append(
+            {
+                "target": f"/{name} server CPU per request <= {limit}x the bare-Django ceiling",
+                "figure": figure,
+                "met": figure <= limit,
+            }
+        )
+    for doc in docs:
+        figure = doc["ratio_canonical_sum_to_json_loads"]
+        targets.append(
+            {
+                "target": f"canonical_sum >= {TARGET_PARSE}x json.loads, {doc['name']}",
+                "figure": figure,
+                "met": figure >= TARGET_PARSE and doc["exact"],
+            }
+        )
+    targets.append(
+        {
+            "target": f"peak RSS under 10 MiB load <= idle + {TARGET_RSS_BODIES}x body",
+            "figure": memory["rss_growth_in_bodies"],
+            "met": memory["met"],
+        }
+    )
+    return targets
+
+
+def table(results: dict) -> str:
+    rows = [("figure", "value", "baseline", "ratio")]
+    service, ceiling = results["service"], results["ceiling"]
+    for name in ("sum", "auth"):
+        ours, base = service[name], ceiling[name]
+        label = "/sum small" if name == "sum" else "/auth"
+        rows += [
+            (
+                f"{label} requests/s",
+                f"{ours['requests_per_s']:.0f}",
+                f"{base['requests_per_s']:.0f}",
+                f"{ratio(ours['requests_per_s'], base['requests_per_s']):.2f}",
+            ),
+            (
+                f"{label} CPU ms/request",
+                f"{ours['server_cpu_ms_per_request']:.3f}",
+                f"{base['server_cpu_ms_per_request']:.3f}",
+                f"{results['ratios'][name]['server_cpu_ms_per_request']:.2f}",
+            ),
+            (
+                f"{label} p50 / p99 ms",
+                f"{ours['latency_ms']['p50']:.2f} / {ours['latency_ms']['p99']:.2f}",
+                f"{base['latency_ms']['p50']:.2f} / {base['latency_ms']['p99']:.2f}",
+                f"{ratio(ours['latency_ms']['p50'], base['latency_ms']['p50']):.2f}",
+            ),
+        ]
+    for doc in results["documents"]:
+        inproc = doc["inprocess"]
+        label = f"{doc['kind']} {size_label(doc['size_bytes'])}"
+        rows += [
+            (
+                f"{label} canonical_sum MB/s",
+                f"{inproc['canonical_sum_mb_per_s']:.1f}",
+                f"{inproc['json_loads_mb_per_s']:.1f}",
+                f"{doc['ratio_canonical_sum_to_json_loads']:.2f}",
+            ),
+            (
+                f"{label} HTTP /sum MB/s",
+                f"{doc['http']['mb_per_s']:.1f}",
+                f"{inproc['json_loads_mb_per_s']:.1f}",
+                f"{doc['ratio_http_to_json_loads']:.2f}",
+            ),
+        ]
+    for deep in results["deep"]:
+        rows.append(
+            (
+                f"deep {size_label(deep['size_bytes'])} canonical_sum MB/s",
+                f"{deep['canonical_sum_mb_per_s']:.1f}",
+                "(json.loads: RecursionError)",
+                "-",
+            )
+        )
+    memory = results["memory"]
+    rows += [
+        ("RSS idle MiB", f"{memory['idle_rss_mib']:.1f}", "", ""),
+        (
+            f"RSS peak under {size_label(int(memory['body_mib'] * MIB))} load",
+            f"{memory['peak_rss_mib']:.1f}",
+            f"{memory['limit_rss_mib']:.1f} (limit)",
+            f"{ratio(memory['peak_rss_mib'], memory['limit_rss_mib']):.2f}",
+        ),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines.append("")
+    for target in results["targets"]:
+        mark = "met   " if target["met"] else "MISSED"
+        lines.append(f"{mark} {target['target']}: {target['figure']}")
+    return "\n".join(lines)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def prepare_documents(cfg: dict, folder: Path) -> tuple[list[dict], dict[str, Path]]:
+    files = {"small": folder / "small.json", "credentials": folder / "credentials.json"}
+    files["small"].write_bytes(SMALL)
+    files["credentials"].write_text(json.dumps(CREDENTIALS))
+    docs = []
+    for size in cfg["sizes"]:
+        for kind in KINDS:
+            name = f"{kind}-{size_label(size).replace(' ', '')}"
+            body = document(kind, size)
+            files[name] = folder / f"{name}.json"
+            files[name].write_bytes(body)
+            total = canonical_sum(body)
+            exact = Decimal(total) == reference_sum(body)
+            if not exact:
+                raise RuntimeError(f"canonical_sum is not exact on {name}: {total}")
+            docs.append(
+                {
+                    "name": name,
+                    "kind": kind,
+                    "size_bytes": size,
+                    "bytes": body,
+                    "sum": total,
+                    "exact": exact,
+                }
+            )
+    return docs, files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--out", type=Path, help="the JSON file (default bench/results/<time>)")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed: ./bench/run.sh installs it (apt-get install wrk)")
+    cfg = QUICK if args.quick else FULL
+    started = datetime.now(UTC)
+    out = args.out or BENCH / "results" / f"{started:%Y%m%dT%H%M%SZ}.json"
+
+    def step(message: str) -> None:
+        print(f"[{time.monotonic() - clock:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    clock = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sumservice-bench-") as folder:
+        step("generating documents and checking canonical_sum against a reference sum")
+        docs, files = prepare_documents(cfg, Path(folder))
+        step("in-process: json.loads parse-only vs canonical_sum")
+        in_process(docs, cfg)
+        deep = deep_documents(cfg)
+
+        step("the framework ceiling: bare Django views under the same gunicorn configuration")
+        ceiling_server = start_server(
+            cfg["workers"], {"DJANGO_SETTINGS_MODULE": "bench.ceiling_settings"}
+        )
+        try:
+            ceiling = small_phases(ceiling_server, files, "ignored-token", cfg)
+        finally:
+            ceiling_server.stop()
+
+        step("the service: small /sum, /auth, then the large documents")
+        server = start_server(cfg["workers"])
+        try:
+            token = get_token(server)
+            check_answer(server, files["small"], token, canonical_sum(SMALL))
+            service = small_phases(server, files, token, cfg)
+            docs, memory = large_phases(server, docs, files, token, cfg)
+        finally:
+            server.stop()
+
+    for doc in docs:
+        del doc["bytes"]
+        json_mb_s = doc["inprocess"]["json_loads_mb_per_s"]
+        doc["ratio_canonical_sum_to_json_loads"] = ratio(
+            doc["inprocess"]["canonical_sum_mb_per_s"], json_mb_s
+        )
+        doc["ratio_http_to_json_loads"] = ratio(doc["http"]["mb_per_s"], json_mb_s)
+    body_mib = memory["body_mib"]
+    memory["limit_rss_mib"] = round(memory["idle_rss_mib"] + TARGET_RSS_BODIES * body_mib, 1)
+    memory["rss_growth_in_bodies"] = round(
+        (memory["peak_rss_mib"] - memory["idle_rss_mib"]) / body_mib, 2
+    )
+    memory["met"] = memory["peak_rss_mib"] <= memory["limit_rss_mib"]
+
+    results = {
+        "timestamp": started.isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+        "config": {
+            key: value
+            for key, value in cfg.items()
+            if key not in ("repeats", "sizes", "deep_sizes")
+        },
+        "ceiling": ceiling,
+        "service": service,
+        "ratios": {
+            name: {
+                "server_cpu_ms_per_request": ratio(
+                    service[name]["server_cpu_ms_per_request"],
+                    ceiling[name]["server_cpu_ms_per_request"],
+                ),
+                "requests_per_s": ratio(
+                    service[name]["requests_per_s"], ceiling[name]["requests_per_s"]
+                ),
+            }
+            for name in ("sum", "auth")
+        },
+        "documents": docs,
+        "deep": deep,
+        "memory": memory,
+    }
+    results["targets"] = summarise(service, ceiling, docs, memory)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    step(f"done: {out}")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

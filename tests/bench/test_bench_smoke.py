@@ -1,0 +1,83 @@
+"""The benchmark still runs: bench/run.py --quick, and its JSON holds every figure.
+
+Only that the figures are there and are numbers: a benchmark is never a timed unit test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KINDS = {"int", "float", "string", "nested"}
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (./bench/run.sh installs it)"
+)
+
+
+def number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    finished = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "canonical_sum MB/s" in finished.stdout  # the table
+    return json.loads(out.read_text())
+
+
+def test_machine_is_described(results: dict) -> None:
+    machine = results["machine"]
+    assert number(machine["nproc"])
+    assert machine["cpu_model"] and machine["python"] and machine["wrk"]
+
+
+@pytest.mark.parametrize("side", ["service", "ceiling"])
+@pytest.mark.parametrize("endpoint", ["sum", "auth"])
+def test_small_requests_have_every_figure(results: dict, side: str, endpoint: str) -> None:
+    figures = results[side][endpoint]
+    assert number(figures["requests_per_s"])
+    assert number(figures["server_cpu_ms_per_request"])
+    assert number(figures["latency_ms"]["p50"]) and number(figures["latency_ms"]["p99"])
+    ratios = results["ratios"][endpoint]
+    assert number(ratios["server_cpu_ms_per_request"]) and number(ratios["requests_per_s"])
+
+
+def test_every_document_kind_has_every_figure(results: dict) -> None:
+    docs = results["documents"]
+    assert {doc["kind"] for doc in docs} == KINDS
+    for doc in docs:
+        assert doc["exact"] is True
+        assert number(doc["http"]["mb_per_s"])
+        assert number(doc["inprocess"]["json_loads_mb_per_s"])
+        assert number(doc["inprocess"]["canonical_sum_mb_per_s"])
+        assert number(doc["ratio_canonical_sum_to_json_loads"])
+        assert number(doc["ratio_http_to_json_loads"])
+    assert results["deep"] and all(number(row["canonical_sum_mb_per_s"]) for row in results["deep"])
+
+
+def test_memory_has_every_figure(results: dict) -> None:
+    memory = results["memory"]
+    for key in ("idle_rss_mib", "peak_rss_mib", "limit_rss_mib", "rss_growth_in_bodies"):
+        assert number(memory[key]), key
+
+
+def test_every_target_is_judged(results: dict) -> None:
+    targets = results["targets"]
+    # two CPU targets, one per document, one for memory
+    assert len(targets) == 2 + len(results["documents"]) + 1
+    assert all(isinstance(target["met"], bool) and number(target["figure"]) for target in targets)
