@@ -108,6 +108,13 @@ def test_body_that_is_not_json_is_400(client: Client, body: bytes) -> None:
     assert response.json()["detail"].startswith("JSON parse error")
 
 
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"username": ' * 50_000])
+def test_deeply_nested_body_is_400(client: Client, body: bytes) -> None:
+    response = post_auth(client, body)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - the document is nested too deeply."}
+
+
 def test_empty_body_is_400_naming_both_fields(client: Client) -> None:
     response = post_auth(client, b"")
     assert response.status_code == 400

@@ -97,6 +97,19 @@ def test_nasty_inputs_get_their_answer_and_every_worker_survives(
     assert "Traceback" not in server.log()
 
 
+def test_nasty_token_requests_are_400(server: LiveServer) -> None:
+    for body in [b"[" * 1_000_000, b'{"username": "' + b"\xff" * 10 + b'", "password": "x"}']:
+        response = requests.post(
+            server.url + "/auth",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 400, response.text[:200]
+        assert response.json()["detail"].startswith("JSON parse error")
+    assert "Traceback" not in server.log()
+
+
 def test_every_error_is_json(server: LiveServer) -> None:
     for method, path in [("GET", "/sum"), ("GET", "/nowhere"), ("PUT", "/auth")]:
         response = requests.request(method, server.url + path, timeout=10)
