@@ -1,0 +1,225 @@
+"""Signing keys: the current key that signs tokens and the previous keys that still verify them.
+
+Keys come from configuration (PEM text or a file, e.g. a mounted secret) or, when none is
+configured, from the state folder, where the first process to need one creates it atomically, so
+that every worker, every restart and every instance sharing the folder signs with the same key.
+
+Each key is named by its RFC 7638 JWK thumbprint (the `kid` of the tokens it signs), so a kid is
+the same wherever the key is loaded, with nothing to keep in step by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.core.exceptions import ImproperlyConfigured
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
+SYMMETRIC_ALGORITHMS = ("HS256",)
+
+# RFC 7638 section 3.2: the members a thumbprint hashes, per key type.
+_THUMBPRINT_MEMBERS = {
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "oct": ("k", "kty"),
+}
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key: `signer` signs (None for a key kept only to verify), `verifier` verifies."""
+
+    kid: str
+    algorithm: str
+    signer: Any
+    verifier: Any
+    public_jwk: dict[str, str] | None  # None for a shared secret, which is never published
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    current: Key
+    previous: tuple[Key, ...] = ()
+
+    def find(self, kid: object) -> Key | None:
+        for key in (self.current, *self.previous):
+            if key.kid == kid:
+                return key
+        return None
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The JWK Set of every public key, current first (RFC 7517)."""
+        keys = (self.current, *self.previous)
+        return {"keys": [key.public_jwk for key in keys if key.public_jwk is not None]}
+
+
+def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
+    """Build the key ring from the SUMSERVICE settings, making the state key when it must."""
+    if algorithm in SYMMETRIC_ALGORITHMS:
+        return KeyRing(current=_hmac_key(config["HMAC_SECRET"], algorithm))
+    if algorithm not in ASYMMETRIC_ALGORITHMS:
+        supported = ", ".join(ASYMMETRIC_ALGORITHMS + SYMMETRIC_ALGORITHMS)
+        raise ImproperlyConfigured(
+            f"SUMSERVICE_JWT_ALGORITHM is {algorithm!r}; supported: {supported}."
+        )
+
+    previous_pem = _text_or_file(config["PREVIOUS_KEYS"], config["PREVIOUS_KEYS_FILE"])
+    previous = [
+        _asymmetric_key(block, algorithm, "a previous key") for block in _pem_blocks(previous_pem)
+    ]
+    signing_pem = _text_or_file(config["SIGNING_KEY"], config["SIGNING_KEY_FILE"])
+    if not signing_pem:
+        key_dir = Path(config["STATE_DIR"]) / "keys"
+        signing_pem = ensure_state_key(key_dir, algorithm).read_bytes()
+        previous += [
+            _asymmetric_key(path.read_bytes(), algorithm, str(path))
+            for path in sorted(retired_key_files(key_dir), reverse=True)
+        ]
+    current = _asymmetric_key(signing_pem, algorithm, "the signing key")
+    if current.signer is None:
+        raise ImproperlyConfigured("The signing key must be a private key, not a public one.")
+    unique = {key.kid: key for key in previous if key.kid != current.kid}
+    return KeyRing(current=current, previous=tuple(unique.values()))
+
+
+def ensure_state_key(key_dir: Path, algorithm: str) -> Path:
+    """Return the state folder's signing key file, creating it once if it is missing.
+
+    The key is written to a temporary file and linked into place: when several processes start
+    at once, exactly one link succeeds and all of them then read the same key.
+    """
+    path = key_dir / "signing-key.pem"
+    if not path.exists():
+        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_new_file(path, generate_private_key(algorithm))
+    return path
+
+
+def retired_key_files(key_dir: Path) -> list[Path]:
+    return list((key_dir / "retired").glob("*.pem"))
+
+
+def rotate_state_key(key_dir: Path, algorithm: str) -> tuple[Path, Path]:
+    """Retire the state folder's signing key (kept to verify) and create a new one.
+
+    Returns (retired file, new key file). Retired files are named `<unix time>-<kid>.pem`, so
+    `prune_retired_keys` can tell when their tokens have all expired.
+    """
+    current = ensure_state_key(key_dir, algorithm)
+    kid = _asymmetric_key(current.read_bytes(), algorithm, str(current)).kid
+    retired_dir = key_dir / "retired"
+    retired_dir.mkdir(exist_ok=True, mode=0o700)
+    retired = retired_dir / f"{int(time.time())}-{kid}.pem"
+    os.replace(current, retired)
+    return retired, ensure_state_key(key_dir, algorithm)
+
+
+def prune_retired_keys(key_dir: Path, older_than: float) -> list[Path]:
+    """Delete retired keys retired more than `older_than` seconds ago; return what was removed."""
+    removed = []
+    for path in retired_key_files(key_dir):
+        retired_at = path.name.split("-", 1)[0]
+        if retired_at.isdigit() and time.time() - int(retired_at) > older_than:
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def generate_private_key(algorithm: str) -> bytes:
+    if algorithm == "ES256":
+        private_key: Any = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "RS256":
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        raise ImproperlyConfigured(f"Cannot generate a key for {algorithm!r}.")
+    return private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638 JWK thumbprint, SHA-256, base64url without padding."""
+    members = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+
+
+def _hmac_key(secret: str, algorithm: str) -> Key:
+    # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.
+    if len(secret.encode()) < 32:
+        raise ImproperlyConfigured(
+            f"{algorithm} needs SUMSERVICE_JWT_SECRET of at least 32 bytes, shared by every"
+            " instance; or choose ES256 or RS256."
+        )
+    raw = secret.encode()
+    kid = thumbprint({"kty": "oct", "k": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()})
+    return Key(kid=kid, algorithm=algorithm, signer=raw, verifier=raw, public_jwk=None)
+
+
+def _asymmetric_key(pem: bytes, algorithm: str, what: str) -> Key:
+    try:
+        if b"PRIVATE KEY" in pem:
+            signer = serialization.load_pem_private_key(pem, password=None)
+            public = signer.public_key()
+        else:
+            signer = None
+            public = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as error:
+        raise ImproperlyConfigured(f"Cannot load {what} as a PEM key: {error}") from None
+    if algorithm == "ES256":
+        if not (isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"):
+            raise ImproperlyConfigured(f"ES256 needs a P-256 elliptic-curve key; {what} is not.")
+        jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+    else:
+        if not (isinstance(public, rsa.RSAPublicKey) and public.key_size >= 2048):
+            raise ImproperlyConfigured(
+                f"RS256 needs an RSA key of 2048 bits or more; {what} is not."
+            )
+        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
+    kid = thumbprint(jwk)
+    public_jwk = {**jwk, "kid": kid, "alg": algorithm, "use": "sig"}
+    return Key(kid=kid, algorithm=algorithm, signer=signer, verifier=public, public_jwk=public_jwk)
+
+
+def _text_or_file(text: str, path: str) -> bytes:
+    if text.strip():
+        return text.encode()
+    if path:
+        try:
+            return Path(path).read_bytes()
+        except OSError as error:
+            raise ImproperlyConfigured(f"Cannot read key file {path}: {error.strerror}") from None
+    return b""
+
+
+def _pem_blocks(bundle: bytes) -> Iterable[bytes]:
+    return (match.group(0) for match in _PEM_BLOCK.finditer(bundle))
+
+
+def _write_new_file(path: Path, content: bytes) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new-key-")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(content)
+        # FileExistsError: another process made the key first, so use theirs.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)

@@ -1,0 +1,88 @@
+"""HTTP endpoints: each view parses, calls, answers."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from rest_framework.exceptions import MethodNotAllowed, ParseError, UnsupportedMediaType
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenViewBase
+
+from api.authentication import BearerTokenAuthentication
+from api.exceptions import NumberTooLarge
+from api.parsers import RawJSONParser
+from api.serializers import TokenObtainSerializer
+from api.summing import InvalidDocumentError, NumberTooLargeError, canonical_sum
+
+
+def require_content_type(request: Request) -> None:
+    """DRF skips parsing, and so the 415, when a body comes without a Content-Type."""
+    if int(request.META.get("CONTENT_LENGTH") or 0) and not request.content_type:
+        raise UnsupportedMediaType(
+            media_type="",
+            detail="The request has a body but no Content-Type: send application/json.",
+        )
+
+
+class TokenObtainView(TokenViewBase):
+    """POST /auth: a username and a password in, a signed access token out (OAuth 2 shape)."""
+
+    serializer_class = TokenObtainSerializer
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        require_content_type(request)
+        response = super().post(request, *args, **kwargs)
+        # RFC 6749 section 5.1: responses carrying tokens must not be cached.
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+
+class TokenRequired(IsAuthenticated):
+    """A valid token for POST; OPTIONS (a CORS preflight, which carries no credentials) is free."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.method == "OPTIONS" or super().has_permission(request, view)
+
+
+class SumView(APIView):
+    """POST /sum: any JSON document in, the SHA-256 of the exact sum of its numbers out."""
+
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [TokenRequired]
+    parser_classes = [RawJSONParser]
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # A wrong method is wrong whoever sends it: 405 before authentication.
+        if request.method not in self.allowed_methods:
+            raise MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+    def post(self, request: Request) -> Response:
+        require_content_type(request)
+        document = request.data
+        if not isinstance(document, bytes):
+            document = b""  # DRF's stand-in for an empty body
+        limits = settings.SUMSERVICE
+        try:
+            total = canonical_sum(
+                document,
+                max_number_length=limits["MAX_NUMBER_LENGTH"],
+                max_exponent=limits["MAX_EXPONENT"],
+            )
+        except InvalidDocumentError as error:
+            raise ParseError(str(error)) from None
+        except NumberTooLargeError as error:
+            raise NumberTooLarge(str(error)) from None
+        return Response({"sha256": hashlib.sha256(total.encode()).hexdigest(), "sum": total})
+
+
+class HealthView(APIView):
+    """GET /healthz: for load balancers and container health checks; no authentication."""
+
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})

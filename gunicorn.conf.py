@@ -1,0 +1,41 @@
+"""Gunicorn's configuration for the sum service: the one file start.sh and the image both use.
+
+Every value comes from the environment (see the README's configuration table), read here once.
+"""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Summing is CPU-bound, so workers are processes: gunicorn's rule of thumb, 2 per core + 1.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+wsgi_app = "sumservice.wsgi:application"
+
+# The largest body (10 MiB) takes well under a second; a worker stuck past this is restarted.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# On SIGTERM (docker stop, a rolling update) requests in flight get this long to finish.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Recycle workers now and then, staggered, so no slow leak can grow without bound.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
+max_requests_jitter = max_requests // 10
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# Client, request line, status, body bytes, and the time taken in microseconds.
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus "%(a)s"'
+# Behind a proxy (nginx, a Kubernetes ingress) the client address comes from X-Forwarded-For.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def on_starting(server):
+    """Load the signing keys once in the master, before any worker forks: a key that must be
+    created is created here, and a misconfigured one stops the start with a clear message."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
+    import django
+
+    django.setup()
+    from api.tokens import token_backend
+
+    kid = token_backend().keyring.current.kid
+    server.log.info("Signing tokens with key %s", kid)

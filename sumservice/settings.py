@@ -1,0 +1,155 @@
+"""Settings of the sum service.
+
+Every knob is read from the environment here, once, with a safe default; the README's
+configuration table lists them all. The service's own knobs live in the `SUMSERVICE` dict,
+namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
+"""
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default).strip() or default
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+# Where the service was started: start.sh and the Dockerfile pass the same HOST and PORT to
+# gunicorn, so the default issuer names the address the service really answers on.
+HOST = env_str("HOST", "127.0.0.1")
+PORT = env_int("PORT", 8000, minimum=1)
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# Nothing signed with SECRET_KEY outlives a process (no sessions, no cookies: tokens have keys
+# of their own), so a random per-process default is safe; set it to pin one.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    # DRF's browsable API imports the auth models; no table of theirs is ever queried.
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "api.middleware.BodySizeLimitMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "sumservice.urls"
+WSGI_APPLICATION = "sumservice.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+# No database: identities come from the token alone.
+DATABASES: dict = {}
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+USE_I18N = False
+# The endpoints are /auth and /sum exactly; a missing slash is not an error to redirect.
+APPEND_SLASH = False
+
+STATIC_URL = "static/"
+# WhiteNoise serves the browsable API's CSS and JS straight from the installed apps, so the
+# production server needs no collectstatic step and no separate web server for them.
+WHITENOISE_USE_FINDERS = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+}
+
+SUMSERVICE = {
+    # Largest request body accepted, in bytes; one byte more answers 413.
+    "MAX_BODY_BYTES": env_int("SUMSERVICE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1),
+    # Largest JSON number literal (sign, digits, point and exponent counted), and largest
+    # written exponent: bounds on the work one number can cost. Beyond them: 422.
+    "MAX_NUMBER_LENGTH": env_int("SUMSERVICE_MAX_NUMBER_LENGTH", 10_000, minimum=1),
+    "MAX_EXPONENT": env_int("SUMSERVICE_MAX_EXPONENT", 10_000, minimum=0),
+    # Local state: the signing key made on first start when none is configured.
+    "STATE_DIR": Path(env_str("SUMSERVICE_STATE_DIR", str(BASE_DIR / "var"))),
+    # Signing keys in PEM, as text or as a file path (a mounted secret); PREVIOUS_KEYS holds
+    # any number of keys still accepted (and published) after a rotation.
+    "SIGNING_KEY": os.environ.get("SUMSERVICE_JWT_PRIVATE_KEY", ""),
+    "SIGNING_KEY_FILE": os.environ.get("SUMSERVICE_JWT_PRIVATE_KEY_FILE", ""),
+    "PREVIOUS_KEYS": os.environ.get("SUMSERVICE_JWT_PREVIOUS_KEYS", ""),
+    "PREVIOUS_KEYS_FILE": os.environ.get("SUMSERVICE_JWT_PREVIOUS_KEYS_FILE", ""),
+    # The shared secret, used only when SUMSERVICE_JWT_ALGORITHM is HS256.
+    "HMAC_SECRET": os.environ.get("SUMSERVICE_JWT_SECRET", ""),
+}
+
+SIMPLE_JWT = {
+    "ALGORITHM": env_str("SUMSERVICE_JWT_ALGORITHM", "ES256"),
+    "ISSUER": env_str("SUMSERVICE_ISSUER", f"http://{HOST}:{PORT}"),
+    "AUDIENCE": env_str("SUMSERVICE_AUDIENCE", "sumservice"),
+    "ACCESS_TOKEN_LIFETIME": timedelta(
+        seconds=env_int("SUMSERVICE_ACCESS_TOKEN_LIFETIME", 3600, minimum=1)
+    ),
+    "LEEWAY": env_int("SUMSERVICE_JWT_LEEWAY", 0),
+    "USER_ID_CLAIM": "sub",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "AUTH_TOKEN_CLASSES": ("api.tokens.SumAccessToken",),
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    # Requests without a token have no user at all rather than Django's AnonymousUser.
+    "UNAUTHENTICATED_USER": None,
+}
+
+# Django refuses bodies over this when request.body is read; the middleware answers 413 first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = SUMSERVICE["MAX_BODY_BYTES"]
