@@ -14,7 +14,6 @@ import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from sumclient import SumClient
-from tests.liveserver import LiveServer
 
 BASE_URL = "http://sum.test"
 # SHA-256 of "10", the hash the service gives for [1, 2, 3, 4].
@@ -97,14 +96,3 @@ def signed_in(sum_client: SumClient, service: FakeService) -> SumClient:
     service.sent.clear()
     service.timeouts.clear()
     return sum_client
-
-
-@pytest.fixture(scope="session")
-def live_service() -> Iterator[LiveServer]:
-    """One real gunicorn for the client's end-to-end tests.
-
-    Not tests/conftest.py's ``live_server``: pytest-django claims that fixture name, and wraps
-    every test that asks for it in Django's own live-server set-up, which fails on a LiveServer.
-    """
-    with LiveServer() as server:
-        yield server

@@ -43,14 +43,14 @@ def recording() -> Iterator[RecordingSession]:
 
 
 @pytest.fixture
-def alice(live_service: LiveServer) -> Iterator[SumClient]:
-    with SumClient(live_service.url) as sum_client:
+def alice(server: LiveServer) -> Iterator[SumClient]:
+    with SumClient(server.url) as sum_client:
         sum_client.authenticate("alice", "secret")
         yield sum_client
 
 
-def test_the_readme_example(live_service: LiveServer) -> None:
-    client = SumClient(live_service.url)  # server address given on init
+def test_the_readme_example(server: LiveServer) -> None:
+    client = SumClient(server.url)  # server address given on init
     token = client.authenticate("alice", "secret")  # returns the access token, and keeps it
     digest = client.sum([1, 2, 3, 4])
     client.close()
@@ -88,10 +88,8 @@ def test_decimals_and_huge_ints_are_summed_exactly(alice: SumClient) -> None:
     assert alice.sum([10**5000, -1]) == sha256("9" * 5000)
 
 
-def test_the_token_is_reused_across_sums(
-    live_service: LiveServer, recording: RecordingSession
-) -> None:
-    sum_client = SumClient(live_service.url, session=recording)
+def test_the_token_is_reused_across_sums(server: LiveServer, recording: RecordingSession) -> None:
+    sum_client = SumClient(server.url, session=recording)
     token = sum_client.authenticate("alice", "secret")
 
     assert sum_client.sum([1, 2, 3, 4]) == HASH_OF_10
@@ -104,8 +102,8 @@ def test_the_token_is_reused_across_sums(
 def test_an_expired_token_is_renewed_with_the_kept_credentials(
     recording: RecordingSession,
 ) -> None:
-    with LiveServer(env={"SUMSERVICE_ACCESS_TOKEN_LIFETIME": "2"}) as server:
-        sum_client = SumClient(server.url, session=recording)
+    with LiveServer(env={"SUMSERVICE_ACCESS_TOKEN_LIFETIME": "2"}) as short_lived:
+        sum_client = SumClient(short_lived.url, session=recording)
         first_token = sum_client.authenticate("alice", "secret")
         assert sum_client.sum([1, 2, 3, 4]) == HASH_OF_10
 
@@ -122,21 +120,23 @@ def test_an_expired_token_is_renewed_with_the_kept_credentials(
         ]
 
         # Without the credentials, an expired token is an error the caller sees.
-        token_only = SumClient(server.url, token=first_token)
-        with pytest.raises(AuthenticationError) as caught:
+        with (
+            SumClient(short_lived.url, token=first_token) as token_only,
+            pytest.raises(AuthenticationError) as caught,
+        ):
             token_only.sum([1])
         assert caught.value.status_code == 401
 
 
 def test_a_bad_token_raises_authentication_error_with_the_servers_message(
-    live_service: LiveServer,
+    server: LiveServer,
 ) -> None:
     answer = requests.post(
-        f"{live_service.url}/sum", data=b"[1]", headers={"Authorization": "Bearer not-a-token"}
+        f"{server.url}/sum", data=b"[1]", headers={"Authorization": "Bearer not-a-token"}
     )
 
     with (
-        SumClient(live_service.url, token="not-a-token") as sum_client,
+        SumClient(server.url, token="not-a-token") as sum_client,
         pytest.raises(AuthenticationError) as caught,
     ):
         sum_client.sum([1])
@@ -145,8 +145,8 @@ def test_a_bad_token_raises_authentication_error_with_the_servers_message(
     assert caught.value.detail == answer.json()["detail"]
 
 
-def test_an_empty_username_raises_bad_request_naming_the_field(live_service: LiveServer) -> None:
-    with SumClient(live_service.url) as sum_client, pytest.raises(BadRequestError) as caught:
+def test_an_empty_username_raises_bad_request_naming_the_field(server: LiveServer) -> None:
+    with SumClient(server.url) as sum_client, pytest.raises(BadRequestError) as caught:
         sum_client.authenticate("", "secret")
 
     assert caught.value.status_code == 400
@@ -155,17 +155,17 @@ def test_an_empty_username_raises_bad_request_naming_the_field(live_service: Liv
     assert sum_client.token is None
 
 
-def servers_detail(live_service: LiveServer, token: str, body: bytes) -> str:
+def servers_detail(server: LiveServer, token: str, body: bytes) -> str:
     """What the server itself says to this body, asked without the client."""
     answer = requests.post(
-        f"{live_service.url}/sum",
+        f"{server.url}/sum",
         data=body,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     return answer.json()["detail"]
 
 
-def test_invalid_json_raises_bad_request_400(live_service: LiveServer, alice: SumClient) -> None:
+def test_invalid_json_raises_bad_request_400(server: LiveServer, alice: SumClient) -> None:
     assert alice.token is not None
     body = b'{"a": [1, 2'
 
@@ -173,11 +173,11 @@ def test_invalid_json_raises_bad_request_400(live_service: LiveServer, alice: Su
         alice.sum_json(body)
 
     assert caught.value.status_code == 400
-    assert caught.value.detail == servers_detail(live_service, alice.token, body)
+    assert caught.value.detail == servers_detail(server, alice.token, body)
 
 
 def test_a_number_over_10000_characters_raises_bad_request_422(
-    live_service: LiveServer, alice: SumClient
+    server: LiveServer, alice: SumClient
 ) -> None:
     assert alice.token is not None
     body = b"[" + b"9" * 10_001 + b"]"
@@ -186,7 +186,7 @@ def test_a_number_over_10000_characters_raises_bad_request_422(
         alice.sum_json(body)
 
     assert caught.value.status_code == 422
-    assert caught.value.detail == servers_detail(live_service, alice.token, body)
+    assert caught.value.detail == servers_detail(server, alice.token, body)
     assert "10000" in caught.value.detail
 
 
@@ -210,23 +210,23 @@ def run_cli(url: str, *arguments: str, stdin: bytes = b"") -> subprocess.Complet
     )
 
 
-def test_the_command_line_sums_a_file(live_service: LiveServer, tmp_path: Path) -> None:
+def test_the_command_line_sums_a_file(server: LiveServer, tmp_path: Path) -> None:
     document = tmp_path / "document.json"
     document.write_bytes(b'{"a": {"b": 4}, "c": -2}\n')
 
-    done = run_cli(live_service.url, "--username", "alice", "sum", str(document))
+    done = run_cli(server.url, "--username", "alice", "sum", str(document))
 
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{sha256('2')}\n".encode(), b"")
 
 
-def test_the_command_line_sums_standard_input(live_service: LiveServer) -> None:
-    done = run_cli(live_service.url, "--username", "alice", "sum", "-", stdin=b"[1, 2, 3, 4]")
+def test_the_command_line_sums_standard_input(server: LiveServer) -> None:
+    done = run_cli(server.url, "--username", "alice", "sum", "-", stdin=b"[1, 2, 3, 4]")
 
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{HASH_OF_10}\n".encode(), b"")
 
 
-def test_the_command_line_reports_a_refusal_in_one_line(live_service: LiveServer) -> None:
-    done = run_cli(live_service.url, "--username", "alice", "sum", "-", stdin=b"[1, 2")
+def test_the_command_line_reports_a_refusal_in_one_line(server: LiveServer) -> None:
+    done = run_cli(server.url, "--username", "alice", "sum", "-", stdin=b"[1, 2")
 
     assert done.returncode == 1
     assert done.stdout == b""
