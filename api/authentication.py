@@ -2,16 +2,70 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+
+from django.conf import settings
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import Token
+
+
+class VerifiedTokens:
+    """The last `size` tokens that passed every check, by their exact bytes, with the time
+    window in which they stay valid.
+
+    A token's signature, algorithm, key, issuer, audience and type depend on its bytes alone,
+    and the keys only change with a restart, so a token seen again needs no second ECDSA
+    verification: only its time claims are checked again, against the clock of this request.
+    A token outside its window (expired, or not yet valid) is dropped and goes through the full
+    verification, which gives the usual error. Only tokens that passed are kept, so garbage
+    cannot fill the cache, and its size is bounded (least recently used out first).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tokens: OrderedDict[bytes, tuple[Token, float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, raw_token: bytes, leeway: float) -> Token | None:
+        if not self.size:
+            return None
+        now = time.time()
+        with self._lock:
+            entry = self._tokens.get(raw_token)
+            if entry is None:
+                return None
+            token, not_before, expires = entry
+            if not_before <= now + leeway and now - leeway < expires:
+                self._tokens.move_to_end(raw_token)
+                return token
+            del self._tokens[raw_token]
+            return None
+
+    def put(self, raw_token: bytes, token: Token) -> None:
+        if not self.size:
+            return
+        payload = token.payload
+        times = [payload[claim] for claim in ("iat", "nbf") if claim in payload]
+        window = (max(times, default=float("-inf")), payload["exp"])
+        with self._lock:
+            self._tokens[raw_token] = (token, *window)
+            if len(self._tokens) > self.size:
+                self._tokens.popitem(last=False)
 
 
 class BearerTokenAuthentication(JWTStatelessUserAuthentication):
     """SimpleJWT's stateless authentication, accepting the scheme word in any letter case
-    (RFC 7235 section 2.1: auth schemes are case-insensitive); SimpleJWT compares it exactly."""
+    (RFC 7235 section 2.1: auth schemes are case-insensitive); SimpleJWT compares it exactly.
+    Tokens verified recently are recognised without a second signature check (VerifiedTokens).
+    """
 
     www_authenticate_realm = "sumservice"
     scheme = b"bearer"
+    verified: VerifiedTokens | None = None
 
     def get_raw_token(self, header: bytes) -> bytes | None:
         parts = header.split()
@@ -23,6 +77,18 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
                 code="bad_authorization_header",
             )
         return parts[1]
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        verified = type(self).verified
+        if verified is None:
+            verified = type(self).verified = VerifiedTokens(settings.SUMSERVICE["TOKEN_CACHE_SIZE"])
+        leeway = api_settings.LEEWAY
+        leeway = leeway.total_seconds() if hasattr(leeway, "total_seconds") else float(leeway)
+        token = verified.get(raw_token, leeway)
+        if token is None:
+            token = super().get_validated_token(raw_token)
+            verified.put(raw_token, token)
+        return token
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'

@@ -113,6 +113,9 @@ SUMSERVICE = {
     # written exponent: bounds on the work one number can cost. Beyond them: 422.
     "MAX_NUMBER_LENGTH": env_int("SUMSERVICE_MAX_NUMBER_LENGTH", 10_000, minimum=1),
     "MAX_EXPONENT": env_int("SUMSERVICE_MAX_EXPONENT", 10_000, minimum=0),
+    # Tokens each worker remembers as verified, so that a client's next requests with the same
+    # token skip the signature check (time claims are still checked on every request); 0: off.
+    "TOKEN_CACHE_SIZE": env_int("SUMSERVICE_TOKEN_CACHE_SIZE", 1024),
     # Local state: the signing key made on first start when none is configured.
     "STATE_DIR": Path(env_str("SUMSERVICE_STATE_DIR", str(BASE_DIR / "var"))),
     # Signing keys in PEM, as text or as a file path (a mounted secret); PREVIOUS_KEYS holds
@@ -144,6 +147,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.ContentNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",

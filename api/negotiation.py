@@ -1,0 +1,27 @@
+"""Content negotiation with a shortcut for what API clients send."""
+
+from __future__ import annotations
+
+from rest_framework.negotiation import DefaultContentNegotiation
+
+
+class ContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answering at once for the Accept headers of API clients.
+
+    With no Accept header, `*/*` or exactly the first renderer's media type (JSON), and no
+    `?format=` or format suffix, DRF's own algorithm picks the first renderer with its media type;
+    this returns the same without parsing and ranking the header. Anything else (a browser's
+    Accept list, `?format=api`) goes through DRF's algorithm unchanged.
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        accept = request.META.get("HTTP_ACCEPT", "*/*")
+        first = renderers[0] if renderers else None
+        if (
+            first is not None
+            and not format_suffix
+            and not request.META.get("QUERY_STRING")
+            and (accept == "*/*" or accept == first.media_type)
+        ):
+            return first, first.media_type
+        return super().select_renderer(request, renderers, format_suffix)
