@@ -2,7 +2,8 @@
 
 - summing: the flat-array path (C-made ints) and the cyclic collector paused while parsing;
 - authentication: a token verified once is recognised again, its time claims checked each time;
-- content negotiation: the common Accept headers are answered as DRF's algorithm would.
+- content negotiation: the common Accept headers are answered as DRF's algorithm would;
+- /auth: credentials taken without the serializer are ones the serializer accepts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from datetime import UTC
 from fractions import Fraction
 
+import jwt
 import pytest
 from django.test import Client
 from hypothesis import given
@@ -24,6 +26,7 @@ from rest_framework.test import APIRequestFactory
 
 from api import authentication, summing
 from api.negotiation import ContentNegotiation
+from api.serializers import TokenObtainSerializer, plainly_valid_subject
 from api.summing import NumberTooLargeError, canonical_sum
 from api.tests.conftest import signed_token
 from api.tests.test_summing import decimal_literals, oracle_text, oracle_total
@@ -247,3 +250,69 @@ def test_negotiation_agrees_with_drf(accept: str | None, query: str) -> None:
     ours = ContentNegotiation().select_renderer(request, renderers)
     drf = DefaultContentNegotiation().select_renderer(request, renderers)
     assert (type(ours[0]), ours[1]) == (type(drf[0]), drf[1])
+
+
+# --- /auth: plainly valid credentials skip the serializer ------------------------------------
+
+credential_values = st.one_of(
+    st.text(max_size=160),
+    st.text(alphabet=" \t\n\r\x00\x0bab", max_size=6),
+    st.text(min_size=1000, max_size=1100),
+    st.integers(),
+    st.none(),
+    st.booleans(),
+    st.lists(st.text(max_size=3), max_size=2),
+)
+
+
+@given(
+    st.one_of(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "username": credential_values,
+                "password": credential_values,
+                "extra": credential_values,
+            },
+        ),
+        st.lists(st.integers(), max_size=2),
+        st.text(max_size=5),
+    )
+)
+def test_plainly_valid_credentials_are_those_the_serializer_accepts(data) -> None:
+    subject = plainly_valid_subject(data)
+    if subject is None:
+        return  # the serializer decides, whatever it decides
+    serializer = TokenObtainSerializer(data=data)
+    assert serializer.is_valid(), serializer.errors
+    assert serializer.validated_data["access_token"]
+    assert (
+        jwt.decode(serializer.validated_data["access_token"], options={"verify_signature": False})[
+            "sub"
+        ]
+        == subject
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"username": "alice", "password": "secret"},
+        {"username": "  alice \t", "password": " spaced "},
+        {"username": "a" * 150, "password": "p" * 1024, "extra": 1},
+    ],
+)
+def test_common_credentials_take_the_plain_path(data) -> None:
+    assert plainly_valid_subject(data) == data["username"].strip()
+
+
+def test_plain_path_answers_like_the_serializer(client: Client) -> None:
+    response = client.post(
+        "/auth", {"username": " alice ", "password": "secret"}, content_type="application/json"
+    )
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == "alice" and claims["token_type"] == "access" and claims["jti"]
