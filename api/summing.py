@@ -11,6 +11,8 @@ Two paths read the document, with the same result:
 
 - the common one lets the stdlib's C parser find the number literals (its hooks hand each
   literal's text to `list.append`, so no float is ever made), and adds them afterwards;
+  each object is checked for a repeated key as it closes, then dropped, and the literals read
+  so far are added a batch at a time;
 - a flat array of numbers (the shape of `[1, 2, 3]`: one `[`, no object, no string), where no
   repeated key can drop a number, lets the C parser make the integers itself (its fast path,
   with no text object per literal) and adds them straight from the parsed list;
@@ -40,6 +42,12 @@ _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, Ro
 # Sums are taken in chunks so that one huge literal (say 1e10000) makes only the adds of its own
 # chunk, and then one add per chunk, long: the work stays linear in the number of literals.
 _CHUNK = 1024
+# The general path adds the literals read so far once this many are waiting (at an object's
+# end), and a long flat array is parsed this many characters at a time: what a parse holds
+# stays small whatever the document's size.
+_BATCH = 16 * 1024
+_PIECE = 256 * 1024
+_SPACE = " \t\n\r"
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # JSON's number grammar (RFC 8259 section 6), ASCII digits only.
@@ -85,7 +93,7 @@ def canonical_sum(
     try:
         total = _flat_array_sum(text, max_number_length, max_exponent)
         if total is None:
-            total = _exact_sum(*_number_literals(text, max_number_length, max_exponent))
+            total = _general_sum(text, max_number_length, max_exponent)
     except json.JSONDecodeError as error:
         raise InvalidDocumentError(
             f"Invalid JSON: {error.msg.removesuffix(' at')} at line {error.lineno}"
@@ -120,6 +128,11 @@ def _flat_array_sum(text: str, max_length: int, max_exponent: int) -> Decimal | 
     parser's fast path may turn integer literals into ints itself; other literals still come
     as text (parse_float), and their places, like null's, hold None. Booleans are the only
     other values, and are dropped by type.
+
+    A long array is read in pieces cut at commas, so that only one piece's values are alive at
+    a time. Any failure in a piece (a syntax error, a limit, an integer too long for int(), a
+    blank element) reads the whole text again in one go, which gives the error its true
+    position, and invalid JSON its precedence over a limit.
     """
     int_digits = sys.get_int_max_str_digits()
     if (
@@ -128,9 +141,45 @@ def _flat_array_sum(text: str, max_length: int, max_exponent: int) -> Decimal | 
         or '"' in text
         or "{" in text
         or text.count("[") != 1
-        or not text.lstrip(" \t\n\r").startswith("[")
+        or not text.lstrip(_SPACE).startswith("[")
     ):
         return None
+    if len(text) > _PIECE and text.count("]") == 1:
+        try:
+            return _flat_array_in_pieces(text, max_length, max_exponent)
+        except (ValueError, _ReadWhole):  # JSONDecodeError and DocumentError among them
+            pass
+    return _flat_piece_sum(text, max_length, max_exponent)
+
+
+class _ReadWhole(Exception):
+    """A piece cannot be judged on its own: read the whole text."""
+
+
+def _flat_array_in_pieces(text: str, max_length: int, max_exponent: int) -> Decimal:
+    opening, closing = text.index("["), text.rindex("]")
+    if closing < opening or text[closing + 1 :].strip(_SPACE):
+        raise _ReadWhole
+    total = Decimal(0)
+    start = opening + 1
+    while True:
+        stop = text.find(",", start + _PIECE, closing)
+        if stop == -1:
+            stop = closing
+        piece = text[start:stop]
+        if not piece.strip(_SPACE):  # "[]" would take a blank element for an empty array
+            raise _ReadWhole
+        part = _flat_piece_sum(f"[{piece}]", max_length, max_exponent)
+        if part is None:
+            raise _ReadWhole
+        with localcontext(_EXACT):
+            total += part
+        if stop == closing:
+            return total
+        start = stop + 1
+
+
+def _flat_piece_sum(text: str, max_length: int, max_exponent: int) -> Decimal | None:
     fractions: list[str] = []
     try:
         values = json.loads(text, parse_float=fractions.append, parse_constant=_reject_constant)
@@ -141,39 +190,89 @@ def _flat_array_sum(text: str, max_length: int, max_exponent: int) -> Decimal | 
     _check_limits([], fractions, max_length, max_exponent)
     if "t" in text or "f" in text:  # true or false: True and False are ints too
         values = list(compress(values, map(is_, map(type, values), repeat(int))))
-    # filter(None) drops None and zeros; chunks keep one huge integer from making every add
-    # after it long (the sum of a chunk starts small again).
+    # Chunks keep one huge integer from making every add after it long (the sum of a chunk
+    # starts small again). None stands for a fraction or null: filter(None) drops it (and zeros).
+    pick = filter if fractions or "n" in text else _all
     integer_total = sum(
-        sum(filter(None, values[i : i + _CHUNK])) for i in range(0, len(values), _CHUNK)
+        sum(pick(None, values[i : i + _CHUNK])) for i in range(0, len(values), _CHUNK)
     )
     with localcontext(_EXACT):
         return Decimal(integer_total) + _chunked_sum(fractions, Decimal)
 
 
-def _number_literals(text: str, max_length: int, max_exponent: int) -> tuple[list[str], list[str]]:
+def _all(_: None, values: list[int]) -> list[int]:
+    return values
+
+
+def _general_sum(text: str, max_length: int, max_exponent: int) -> Decimal:
     """Check every literal against the limits, those a repeated key drops included, and return
-    the literals of the numbers that count: (integers, others)."""
-    integers: list[str] = []
-    fractions: list[str] = []
-    objects: list[list[tuple[str, None]]] = []
+    the exact sum of the numbers that count."""
+    reader = _Reader(max_length, max_exponent)
     try:
         json.loads(
             text,
-            parse_int=integers.append,
-            parse_float=fractions.append,
+            parse_int=reader.integers.append,
+            parse_float=reader.fractions.append,
             parse_constant=_reject_constant,
-            object_pairs_hook=objects.append,
+            object_pairs_hook=reader.object,
         )
-    except RecursionError:
+    except (RecursionError, _RepeatedKey):
+        # Too deep for the C parser, or a repeated key, which drops the numbers of its earlier
+        # values (the flat lists cannot tell which): read again with its structure.
         literals, dropped = _scan_iteratively(text)
         _check_limits(*_split(literals), max_length, max_exponent)
-        return _split(_kept(literals, dropped))
-    _check_limits(integers, fractions, max_length, max_exponent)
-    # A repeated key drops the numbers of its earlier values, which the flat lists above cannot
-    # tell apart: such a document (rare) is read again with its structure.
-    if sum(map(len, map(dict, objects))) != sum(map(len, objects)):
-        return _split(_kept(*_scan_iteratively(text)))
-    return integers, fractions
+        return _exact_sum(*_split(_kept(literals, dropped)))
+    return reader.finish()
+
+
+class _RepeatedKey(Exception):
+    """An object repeats a key: the structure decides which numbers count."""
+
+
+class _Reader:
+    """The general path's state during one parse: the literals not yet added, the total of
+    those added, and the first limit error, raised once the whole text is known to be JSON
+    (a syntax error anywhere answers first)."""
+
+    __slots__ = ("integers", "fractions", "total", "error", "max_length", "max_exponent")
+
+    def __init__(self, max_length: int, max_exponent: int) -> None:
+        self.integers: list[str] = []
+        self.fractions: list[str] = []
+        self.total = Decimal(0)
+        self.error: NumberTooLargeError | None = None
+        self.max_length = max_length
+        self.max_exponent = max_exponent
+
+    def object(self, pairs: list[tuple[str, object]]) -> None:
+        """The parser's hook for each object: stop at a repeated key, else keep nothing.
+
+        Returning None lets the object (and the containers below it) be freed at once, rather
+        than kept to the end of the parse: a nested document no longer costs many times its
+        size in memory, and parses faster. Between objects, the literals read so far are added
+        a batch at a time, so their text is not kept either."""
+        if len(pairs) > 1 and len(dict(pairs)) != len(pairs):
+            raise _RepeatedKey
+        if len(self.integers) + len(self.fractions) >= _BATCH:
+            self.add()
+
+    def add(self) -> None:
+        if self.error is None:
+            try:
+                _check_limits(self.integers, self.fractions, self.max_length, self.max_exponent)
+            except NumberTooLargeError as error:
+                self.error = error
+            else:
+                with localcontext(_EXACT):
+                    self.total += _exact_sum(self.integers, self.fractions)
+        self.integers.clear()
+        self.fractions.clear()
+
+    def finish(self) -> Decimal:
+        self.add()
+        if self.error is not None:
+            raise self.error
+        return self.total
 
 
 class _Object:

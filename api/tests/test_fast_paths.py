@@ -14,11 +14,12 @@ import sys
 import time
 from datetime import UTC
 from fractions import Fraction
+from unittest import mock
 
 import jwt
 import pytest
 from django.test import Client
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -29,7 +30,7 @@ from api.negotiation import ContentNegotiation
 from api.serializers import TokenObtainSerializer, plainly_valid_subject
 from api.summing import NumberTooLargeError, canonical_sum
 from api.tests.conftest import signed_token
-from api.tests.test_summing import decimal_literals, oracle_text, oracle_total
+from api.tests.test_summing import decimal_literals, json_texts, oracle_text, oracle_total
 
 # --- summing: the flat-array path ------------------------------------------------------------
 
@@ -316,3 +317,92 @@ def test_plain_path_answers_like_the_serializer(client: Client) -> None:
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["sub"] == "alice" and claims["token_type"] == "access" and claims["jti"]
+
+
+# --- summing: long flat arrays in pieces, the general path in batches -------------------------
+# Pieces and batches tiny, so that small documents cross many of their boundaries.
+
+
+def outcome(text: str) -> str:
+    """The answer, or the error's type and message."""
+    try:
+        return canonical_sum(text)
+    except ValueError as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def tiny_pieces_and_batches():
+    return mock.patch.multiple(summing, _PIECE=4, _BATCH=2)
+
+
+HUGE = "9" * 5000  # past int()'s digit limit: the piece falls back to the whole text
+flat_items = st.one_of(
+    decimal_literals(), st.sampled_from(["true", "false", "null", "-0", "1e10001", HUGE])
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(flat_items, max_size=25),
+    st.lists(st.sampled_from([",", ", ", " ,\n", "\t,"]), min_size=1),
+    st.sampled_from(["", " ", "\n  "]),
+)
+def test_flat_arrays_in_pieces_answer_as_whole(items, separators, space) -> None:
+    text = (
+        space
+        + "["
+        + "".join(
+            item + (separators[i % len(separators)] if i < len(items) - 1 else "")
+            for i, item in enumerate(items)
+        )
+        + "]"
+        + space
+    )
+    with tiny_pieces_and_batches():
+        in_pieces = outcome(text)
+    assert in_pieces == outcome(text)
+    if "1e10001" not in items and HUGE not in items:  # the oracle's Fraction reads neither
+        assert in_pieces == oracle_text(oracle_total(text))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(json_texts(), st.data())
+def test_pieces_and_batches_refuse_as_whole(text: str, data: st.DataObject) -> None:
+    """Mutated documents (invalid ones among them, and ones over a limit): the same answer or
+    the same error, with the same message, as with pieces and batches of the usual size."""
+    position = data.draw(st.integers(0, len(text)))
+    replacement = data.draw(st.sampled_from(["", ",", "]", "[", "}", '"', " ", "1e10001", ", ,"]))
+    mutated = text[:position] + replacement + text[position + data.draw(st.integers(0, 1)) :]
+    with tiny_pieces_and_batches():
+        small = outcome(mutated)
+    assert small == outcome(mutated)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(json_texts())
+def test_batches_match_the_oracle(text: str) -> None:
+    with tiny_pieces_and_batches():
+        assert canonical_sum(text) == oracle_text(oracle_total(text))
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [
+        ("[1e10001, 2, 3, 4, 5, 6, 7, x]", summing.InvalidDocumentError),
+        ('[{"a": 1e10001}, {"b": 2}, {"c": 3}, {"d": 4}, x]', summing.InvalidDocumentError),
+        ('[{"a": 1e10001}, {"b": 2}, {"c": 3}, {"d": 4}]', NumberTooLargeError),
+        ("[1, 2, 3, 4, 5, 6, 7, 8, 1e10001]", NumberTooLargeError),
+        ("[1, 2, 3, 4, 5, 6, , 8, 9]", summing.InvalidDocumentError),
+        ("[1, 2, 3, 4, 5, 6, 7, 8, 9] x", summing.InvalidDocumentError),
+        ("[1, 2, 3, 4, 5, 6, 7, 8, 9]]", summing.InvalidDocumentError),
+    ],
+)
+def test_invalid_json_answers_before_a_limit(document: str, error: type) -> None:
+    with tiny_pieces_and_batches(), pytest.raises(error):
+        canonical_sum(document)
+
+
+def test_repeated_key_after_batches_were_added() -> None:
+    document = '[{"x": 1}, {"x": 2}, {"x": 3}, {"x": 4}, {"a": 10, "a": 20}, 5]'
+    with tiny_pieces_and_batches():
+        assert canonical_sum(document) == "35"
