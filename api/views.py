@@ -14,7 +14,7 @@ from rest_framework_simplejwt.views import TokenViewBase
 
 from api.authentication import BearerTokenAuthentication
 from api.exceptions import NumberTooLarge
-from api.parsers import RawJSONParser
+from api.parsers import RawBody, RawJSONParser
 from api.serializers import TokenObtainSerializer, plainly_valid_subject, token_answer
 from api.summing import InvalidDocumentError, NumberTooLargeError, canonical_sum
 
@@ -69,9 +69,9 @@ class SumView(APIView):
 
     def post(self, request: Request) -> Response:
         require_content_type(request)
-        document = request.data
-        if not isinstance(document, bytes):
-            document = b""  # DRF's stand-in for an empty body
+        body = request.data
+        # DRF's stand-in for an empty body is an empty dict
+        document = body.take() if isinstance(body, RawBody) else b""
         limits = settings.SUMSERVICE
         try:
             total = canonical_sum(

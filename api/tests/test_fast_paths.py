@@ -3,13 +3,15 @@
 - summing: the flat-array path (C-made ints) and the cyclic collector paused while parsing;
 - authentication: a token verified once is recognised again, its time claims checked each time;
 - content negotiation: the common Accept headers are answered as DRF's algorithm would;
-- /auth: credentials taken without the serializer are ones the serializer accepts.
+- /auth: credentials taken without the serializer are ones the serializer accepts;
+- /sum: the body is not left on DRF's request, where reference cycles would keep it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import sys
 import time
 from datetime import UTC
@@ -27,6 +29,7 @@ from rest_framework.test import APIRequestFactory
 
 from api import authentication, summing
 from api.negotiation import ContentNegotiation
+from api.parsers import RawBody, RawJSONParser
 from api.serializers import TokenObtainSerializer, plainly_valid_subject
 from api.summing import NumberTooLargeError, canonical_sum
 from api.tests.conftest import signed_token
@@ -406,3 +409,25 @@ def test_repeated_key_after_batches_were_added() -> None:
     document = '[{"x": 1}, {"x": 2}, {"x": 3}, {"x": 4}, {"a": 10, "a": 20}, 5]'
     with tiny_pieces_and_batches():
         assert canonical_sum(document) == "35"
+
+
+# --- /sum lets go of the body ------------------------------------------------------------------
+
+
+def test_the_body_is_taken_once() -> None:
+    body = RawJSONParser().parse(io.BytesIO(b"[1, 2]"))
+    assert body.take() == b"[1, 2]"
+    assert body.take() == b""
+
+
+def test_the_view_leaves_no_body_on_the_request(client: Client, monkeypatch) -> None:
+    bodies: list[RawBody] = []
+    original = RawBody.take
+
+    def take(self: RawBody) -> bytes:
+        bodies.append(self)
+        return original(self)
+
+    monkeypatch.setattr(RawBody, "take", take)
+    assert post_sum(client, signed_token()).json()["sum"] == "3"
+    assert [body._content for body in bodies] == [b""]
