@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 
 from django.conf import settings
+from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.settings import api_settings
@@ -57,6 +58,11 @@ class VerifiedTokens:
                 self._tokens.popitem(last=False)
 
 
+def _leeway() -> float:
+    leeway = api_settings.LEEWAY
+    return leeway.total_seconds() if hasattr(leeway, "total_seconds") else float(leeway)
+
+
 class BearerTokenAuthentication(JWTStatelessUserAuthentication):
     """SimpleJWT's stateless authentication, accepting the scheme word in any letter case
     (RFC 7235 section 2.1: auth schemes are case-insensitive); SimpleJWT compares it exactly.
@@ -79,16 +85,31 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
         return parts[1]
 
     def get_validated_token(self, raw_token: bytes) -> Token:
-        verified = type(self).verified
-        if verified is None:
-            verified = type(self).verified = VerifiedTokens(settings.SUMSERVICE["TOKEN_CACHE_SIZE"])
-        leeway = api_settings.LEEWAY
-        leeway = leeway.total_seconds() if hasattr(leeway, "total_seconds") else float(leeway)
-        token = verified.get(raw_token, leeway)
+        verified = self.verified_tokens()
+        token = verified.get(raw_token, _leeway())
         if token is None:
             token = super().get_validated_token(raw_token)
-            verified.put(raw_token, token)
+            # Kept only when get_user will take it too: a recognised token is a user.
+            if api_settings.USER_ID_CLAIM in token:
+                verified.put(raw_token, token)
         return token
+
+    @classmethod
+    def verified_tokens(cls) -> VerifiedTokens:
+        if cls.verified is None:
+            cls.verified = VerifiedTokens(settings.SUMSERVICE["TOKEN_CACHE_SIZE"])
+        return cls.verified
+
+    @classmethod
+    def recognised_token(cls, header: str | None) -> Token | None:
+        """The token of an Authorization header when it is `Bearer <a token verified before and
+        valid now>`, else None (and then only the full authentication can say what it is)."""
+        if not header:
+            return None
+        parts = header.encode(HTTP_HEADER_ENCODING).split()
+        if len(parts) != 2 or parts[0].lower() != cls.scheme:
+            return None
+        return cls.verified_tokens().get(parts[1], _leeway())
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'
