@@ -351,7 +351,8 @@ def large_phases(
         "peak_rss_by_kind_mib": {kind: round(kib / 1024, 1) for kind, kib in peaks.items()},
         "peak_kind": peak_kind,
         "hwm_sum_mib": round(memory_kib(master, "VmHWM") / 1024, 1),
-        "body_mib": round(largest / MIB, 2),
+        "body_bytes": largest,
+        "body_mib": round(largest / MIB, 4),
         "concurrent_requests": cfg["workers"],
     }
     return docs, memory
@@ -534,7 +535,7 @@ def table(results: dict) -> str:
     rows += [
         ("RSS idle MiB", f"{memory['idle_rss_mib']:.1f}", "", ""),
         (
-            f"RSS peak under {size_label(int(memory['body_mib'] * MIB))} load",
+            f"RSS peak under {size_label(memory['body_bytes'])} load",
             f"{memory['peak_rss_mib']:.1f}",
             f"{memory['limit_rss_mib']:.1f} (limit)",
             f"{ratio(memory['peak_rss_mib'], memory['limit_rss_mib']):.2f}",
@@ -644,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
             doc["inprocess"]["canonical_sum_mb_per_s"], json_mb_s
         )
         doc["ratio_http_to_json_loads"] = ratio(doc["http"]["mb_per_s"], json_mb_s)
-    body_mib = memory["body_mib"]
+    body_mib = memory["body_bytes"] / MIB
     memory["limit_rss_mib"] = round(memory["idle_rss_mib"] + TARGET_RSS_BODIES * body_mib, 1)
     memory["rss_growth_in_bodies"] = round(
         (memory["peak_rss_mib"] - memory["idle_rss_mib"]) / body_mib, 2
