@@ -39,3 +39,23 @@ def on_starting(server):
 
     kid = token_backend().keyring.current.kid
     server.log.info("Signing tokens with key %s", kid)
+
+
+def on_reload(server):
+    """On SIGHUP (after `manage.py rotate_signing_key` or `prune_signing_keys`), read the keys
+    again in the master before gunicorn forks the new workers, which inherit them; the old
+    workers finish their requests and exit. Keys that cannot be loaded are logged and the old
+    ones kept: an exception here would stop the master, and with it the service."""
+    from api.tokens import reload_token_backend
+
+    try:
+        keyring = reload_token_backend().keyring
+    except Exception as error:  # a bad key file, an unreadable folder: whatever it is, log it
+        server.log.error("Keeping the keys in use; the new ones do not load: %s", error)
+        return
+    published = ", ".join(key.kid for key in keyring.previous) or "none"
+    server.log.info(
+        "Signing tokens with key %s; previous keys still accepted: %s",
+        keyring.current.kid,
+        published,
+    )
