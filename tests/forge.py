@@ -94,6 +94,13 @@ class Forger:
         mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
         return f"{signing_input}.{b64url(mac)}"
 
+    def bad_signature(self) -> str:
+        """A valid token with one byte of its signature changed."""
+        header, payload, signature = self.token().split(".")
+        raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+        raw[0] ^= 0xFF
+        return f"{header}.{payload}.{b64url(bytes(raw))}"
+
     def tampered(self) -> str:
         """A valid token whose payload was then changed (another subject), signature kept."""
         header, _, signature = self.token().split(".")
@@ -118,6 +125,7 @@ ATTACKS: dict[str, Callable[[Forger], str]] = {
     "expired": lambda f: f.token(iat=_future(-7200), exp=_future(-3600)),
     "issued in the future": lambda f: f.token(iat=_future(300), exp=_future(900)),
     "not yet valid": lambda f: f.token(nbf=_future(300)),
+    "bad signature": Forger.bad_signature,
     "tampered payload": Forger.tampered,
     "no iss": lambda f: f.token(iss=DROP),
     "no aud": lambda f: f.token(aud=DROP),
@@ -125,5 +133,6 @@ ATTACKS: dict[str, Callable[[Forger], str]] = {
     "no exp": lambda f: f.token(exp=DROP),
     "no iat": lambda f: f.token(iat=DROP),
     "a refresh token": lambda f: f.token(token_type="refresh"),
-    "not a JWT": lambda f: "not.a.jwt",
+    "not a JWT": lambda f: "not-a-jwt",
+    "three junk segments": lambda f: "a.b.c",
 }
