@@ -89,6 +89,32 @@ class LiveServer:
         self.stop()
         self.start()
 
+    def reload(self, timeout: float = 30) -> None:
+        """SIGHUP, as an operator reloads after a key rotation; returns once every worker that
+        served before has been replaced and the new ones answer."""
+        assert self.process is not None
+        before = self.worker_pids()
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = self.worker_pids()
+            if workers and not workers & before:
+                requests.get(self.url + "/healthz", timeout=timeout).raise_for_status()
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"gunicorn did not replace its workers within {timeout}s:\n{self.log()}")
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `manage.py <args>` with this server's environment (so its state folder)."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def worker_pids(self) -> set[int]:
         """The master's live children: gunicorn's workers."""
         assert self.process is not None
