@@ -40,6 +40,13 @@ def unverified_part(token: str, index: int) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
+def public_pem(key: Key) -> bytes:
+    """The key's public half as PEM (SubjectPublicKeyInfo), as `openssl pkey -pubout` writes it."""
+    return key.verifier.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 @dataclass(frozen=True)
 class Forger:
     """Makes tokens that look like the service's: its key, issuer and audience, unless told."""
@@ -86,12 +93,9 @@ class Forger:
     def hs256_with_public_key(self) -> str:
         """Algorithm confusion: HS256 "signed" with the public key's PEM as the HMAC secret, for
         a verifier that would take the key it holds as a secret. PyJWT refuses to make it."""
-        public_pem = self.key.verifier.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
         header = {"alg": "HS256", "typ": "JWT", "kid": self.key.kid}
         signing_input = f"{segment(header)}.{segment(self.claims())}"
-        mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+        mac = hmac.new(public_pem(self.key), signing_input.encode(), hashlib.sha256).digest()
         return f"{signing_input}.{b64url(mac)}"
 
     def bad_signature(self) -> str:

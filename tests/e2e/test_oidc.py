@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +16,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from api.keys import load_key_file
+from api.keys import generate_private_key, load_key_file
 from tests.e2e.test_service import get_token, pids_that_answered, post_sum
-from tests.forge import ATTACKS, Forger, unverified_part
+from tests.forge import ATTACKS, Forger, public_pem, unverified_part
 from tests.liveserver import LiveServer
 
 TIMEOUT = 10
@@ -52,7 +53,10 @@ def kid(token: str) -> str:
 
 
 def published_kids(server: LiveServer) -> list[str]:
-    return [key.kid for key in discover(server.url)[1]]
+    """The kids in this server's own JWK Set (whatever issuer URL it is configured with)."""
+    jwks = requests.get(server.url + "/.well-known/jwks.json", timeout=TIMEOUT)
+    jwks.raise_for_status()
+    return [key["kid"] for key in jwks.json()["keys"]]
 
 
 @pytest.fixture
@@ -196,3 +200,53 @@ def test_a_reload_with_a_broken_key_keeps_serving_with_the_old_one(
     assert "Keeping the keys in use" in server.log()
     assert post_sum(server, b"[1, 2, 3, 4]", token).status_code == 200
     assert kid(get_token(server)) == kid(token)
+
+
+def test_rotation_of_configured_keys_across_replicas(tmp_path: Path) -> None:
+    """The procedure for keys from the environment (docs/oidc.md), on two replicas sharing key
+    files as mounted secrets: at every step, each accepts every token the other issues."""
+    for name in ("old", "new"):
+        (tmp_path / f"{name}.pem").write_bytes(generate_private_key("ES256"))
+    old, new = (load_key_file(tmp_path / f"{name}.pem", "ES256") for name in ("old", "new"))
+    signing, previous = tmp_path / "signing.pem", tmp_path / "previous.pem"
+    signing.write_bytes((tmp_path / "old.pem").read_bytes())
+    previous.write_bytes(b"")
+    env = {
+        "SUMSERVICE_JWT_PRIVATE_KEY_FILE": str(signing),
+        "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE": str(previous),
+        # Replicas behind one address share one issuer: the tokens' iss is not per replica.
+        "SUMSERVICE_ISSUER": "https://sums.example.invalid",
+    }
+    with LiveServer(env=env) as a, LiveServer(env=env) as b:
+        replicas = (a, b)
+        token_0 = get_token(a)
+
+        def accepted_everywhere(*tokens: str) -> bool:
+            return all(post_sum(r, b"[1]", t).status_code == 200 for r in replicas for t in tokens)
+
+        # 1. The new key is published and accepted everywhere, and signs nowhere yet.
+        previous.write_bytes(public_pem(new))
+        a.reload()
+        b.reload()
+        assert all(published_kids(r) == [old.kid, new.kid] for r in replicas)
+        assert kid(get_token(b)) == old.kid
+        assert accepted_everywhere(token_0)
+
+        # 2. It becomes the signing key, one replica after the other.
+        signing.write_bytes((tmp_path / "new.pem").read_bytes())
+        previous.write_bytes(public_pem(old))
+        a.reload()
+        token_1, token_b = get_token(a), get_token(b)
+        assert (kid(token_1), kid(token_b)) == (new.kid, old.kid)
+        assert accepted_everywhere(token_0, token_1, token_b)
+        b.reload()
+        assert all(published_kids(r) == [new.kid, old.kid] for r in replicas)
+        assert accepted_everywhere(token_0, token_1, get_token(b))
+
+        # 3. After the old key's tokens have expired, it is dropped everywhere.
+        previous.write_bytes(b"")
+        a.reload()
+        b.reload()
+        assert all(published_kids(r) == [new.kid] for r in replicas)
+        assert accepted_everywhere(token_1)
+        assert all(post_sum(r, b"[1]", token_0).status_code == 401 for r in replicas)
