@@ -84,9 +84,9 @@ def token_backend() -> KeyRingTokenBackend:
 def reload_token_backend() -> KeyRingTokenBackend:
     """Read the keys again, after a rotation or a prune (gunicorn's SIGHUP).
 
-    The new keys are loaded before the old backend is dropped: if they cannot be loaded, this
-    raises ImproperlyConfigured and the process keeps signing and verifying as before, rather
-    than failing every request.
+    The new keys are loaded before the old backend is dropped: if they cannot be loaded (a
+    damaged or unreadable file), this raises and the process keeps signing and verifying as
+    before, rather than failing every request.
     """
     load_token_backend()
     token_backend.cache_clear()

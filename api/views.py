@@ -14,20 +14,11 @@ from rest_framework_simplejwt.views import TokenViewBase
 
 from api.authentication import BearerTokenAuthentication
 from api.exceptions import NumberTooLarge
-from api.oidc import discovery_document
+from api.oidc import DISCOVERY_MAX_AGE, JWKS_MAX_AGE, discovery_document
 from api.parsers import RawJSONParser
 from api.serializers import TokenObtainSerializer
 from api.summing import InvalidDocumentError, NumberTooLargeError, canonical_sum
 from api.tokens import token_backend
-
-# How long others may cache the JWK Set: 5 minutes. A key retired by a rotation stays published
-# for the token lifetime (an hour by default), far longer, so a cached set never lacks a key
-# whose tokens are still valid; a new key reaches every cache within 5 minutes (verifiers also
-# fetch again on an unknown `kid`), and a key withdrawn in an emergency stops being trusted
-# elsewhere within 5 minutes too.
-JWKS_MAX_AGE = 300
-# The discovery document changes only with the configuration (a redeploy).
-DISCOVERY_MAX_AGE = 3600
 
 
 def require_content_type(request: Request) -> None:

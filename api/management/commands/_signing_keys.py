@@ -10,17 +10,18 @@ from django.core.management.base import CommandError
 from rest_framework_simplejwt import settings as simplejwt_settings
 
 from api.keys import SYMMETRIC_ALGORITHMS, signing_key_configured, state_key_dir
+from api.oidc import JWKS_MAX_AGE
 
 ENV_PROCEDURE = """\
 The signing key comes from SUMSERVICE_JWT_PRIVATE_KEY or SUMSERVICE_JWT_PRIVATE_KEY_FILE, so it \
 is rotated by changing that configuration on every replica, in three steps (docs/oidc.md):
   1. Add the new key's PEM to SUMSERVICE_JWT_PREVIOUS_KEYS (or its _FILE) everywhere and roll \
 out: every replica now accepts and publishes it, none signs with it yet. Wait until verifiers' \
-cached key sets have it (the JWKS max-age, 5 minutes).
+cached key sets have it too (the JWKS max-age, {jwks_max_age} s).
   2. Make the new key SUMSERVICE_JWT_PRIVATE_KEY and move the old one into \
 SUMSERVICE_JWT_PREVIOUS_KEYS everywhere, and roll out: new tokens are signed with the new key.
-  3. Once the old key's last tokens have expired (the token lifetime after step 2), remove it \
-from SUMSERVICE_JWT_PREVIOUS_KEYS and roll out."""
+  3. Once the old key's last tokens have expired (the token lifetime plus leeway after step 2 \
+finished on the last replica), remove it from SUMSERVICE_JWT_PREVIOUS_KEYS and roll out."""
 
 HMAC_PROCEDURE = """\
 SUMSERVICE_JWT_ALGORITHM is {algorithm}: tokens are signed with the shared secret \
@@ -39,5 +40,5 @@ def state_folder_keys() -> Path:
     if algorithm() in SYMMETRIC_ALGORITHMS:
         raise CommandError(HMAC_PROCEDURE.format(algorithm=algorithm()))
     if signing_key_configured(settings.SUMSERVICE):
-        raise CommandError(ENV_PROCEDURE)
+        raise CommandError(ENV_PROCEDURE.format(jwks_max_age=JWKS_MAX_AGE))
     return state_key_dir(settings.SUMSERVICE)
