@@ -21,11 +21,15 @@ keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = max_requests // 10
 
+# Gunicorn's runtime control socket sits at one path per user, which several instances on a host
+# (or a read-only container filesystem) would fight over; signals do all we need.
+control_socket_disable = True
+
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-# Client, request line, status, body bytes, and the time taken in microseconds.
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus "%(a)s"'
+# Client, request line, status, body bytes, time taken in microseconds, and the worker's pid.
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus pid=%(p)s "%(a)s"'
 # Behind a proxy (nginx, a Kubernetes ingress) the client address comes from X-Forwarded-For.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 

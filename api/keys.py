@@ -19,7 +19,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +80,14 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
 
     previous_pem = _text_or_file(config["PREVIOUS_KEYS"], config["PREVIOUS_KEYS_FILE"])
     previous = [
-        _asymmetric_key(block, algorithm, "a previous key") for block in _pem_blocks(previous_pem)
+        _verifier(block, algorithm, "a previous key") for block in _pem_blocks(previous_pem)
     ]
     signing_pem = _text_or_file(config["SIGNING_KEY"], config["SIGNING_KEY_FILE"])
     if not signing_pem:
         key_dir = Path(config["STATE_DIR"]) / "keys"
         signing_pem = ensure_state_key(key_dir, algorithm).read_bytes()
         previous += [
-            _asymmetric_key(path.read_bytes(), algorithm, str(path))
+            _verifier(path.read_bytes(), algorithm, str(path))
             for path in sorted(retired_key_files(key_dir), reverse=True)
         ]
     current = _asymmetric_key(signing_pem, algorithm, "the signing key")
@@ -196,6 +196,11 @@ def _asymmetric_key(pem: bytes, algorithm: str, what: str) -> Key:
     kid = thumbprint(jwk)
     public_jwk = {**jwk, "kid": kid, "alg": algorithm, "use": "sig"}
     return Key(kid=kid, algorithm=algorithm, signer=signer, verifier=public, public_jwk=public_jwk)
+
+
+def _verifier(pem: bytes, algorithm: str, what: str) -> Key:
+    """A key kept only to verify: its private part, if the PEM has one, is not kept."""
+    return replace(_asymmetric_key(pem, algorithm, what), signer=None)
 
 
 def _text_or_file(text: str, path: str) -> bytes:

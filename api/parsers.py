@@ -1,13 +1,14 @@
-"""Request body parsing for /sum: the document is handed on as raw bytes."""
+"""Request body parsers: raw bytes for /sum, and DRF's JSON parser made safe for the rest."""
 
 from __future__ import annotations
 
 from typing import IO, Any
 
-from rest_framework.parsers import BaseParser
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
 
 
-class RawJSONParser(BaseParser):
+class RawJSONParser(parsers.BaseParser):
     """Accept `application/json` and return the body's bytes unparsed.
 
     The summing reads the bytes itself: it needs every number literal's exact text, which a parse
@@ -20,3 +21,14 @@ class RawJSONParser(BaseParser):
         self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Any = None
     ) -> bytes:
         return stream.read() if stream is not None else b""
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, answering a document nested deeper than the stdlib parser's recursion
+    limit with a 400 instead of a crash (DRF catches only ValueError)."""
+
+    def parse(self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the document is nested too deeply.") from None

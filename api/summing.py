@@ -72,13 +72,12 @@ def canonical_sum(
     """
     text = _decode(document)
     try:
-        integers, fractions = _number_literals(text)
+        integers, fractions = _number_literals(text, max_number_length, max_exponent)
     except json.JSONDecodeError as error:
         raise InvalidDocumentError(
             f"Invalid JSON: {error.msg.removesuffix(' at')} at line {error.lineno}"
             f" column {error.colno}."
         ) from None
-    _check_limits(integers, fractions, max_number_length, max_exponent)
     return _canonical_text(_exact_sum(integers, fractions))
 
 
@@ -97,8 +96,9 @@ def _reject_constant(name: str) -> None:
     raise InvalidDocumentError(f"Invalid JSON: {name} is not a JSON number.")
 
 
-def _number_literals(text: str) -> tuple[list[str], list[str]]:
-    """Return the literals of the numbers that count: (integers, others)."""
+def _number_literals(text: str, max_length: int, max_exponent: int) -> tuple[list[str], list[str]]:
+    """Check every literal against the limits, those a repeated key drops included, and return
+    the literals of the numbers that count: (integers, others)."""
     integers: list[str] = []
     fractions: list[str] = []
     objects: list[list[tuple[str, None]]] = []
@@ -111,11 +111,14 @@ def _number_literals(text: str) -> tuple[list[str], list[str]]:
             object_pairs_hook=objects.append,
         )
     except RecursionError:
-        return _scan_iteratively(text)
+        literals, dropped = _scan_iteratively(text)
+        _check_limits(*_split(literals), max_length, max_exponent)
+        return _split(_kept(literals, dropped))
+    _check_limits(integers, fractions, max_length, max_exponent)
     # A repeated key drops the numbers of its earlier values, which the flat lists above cannot
     # tell apart: such a document (rare) is read again with its structure.
     if any(map(ne, map(len, map(dict, objects)), map(len, objects))):
-        return _scan_iteratively(text)
+        return _split(_kept(*_scan_iteratively(text)))
     return integers, fractions
 
 
@@ -130,11 +133,12 @@ class _Object:
         self.spans: dict[str, tuple[int, int]] = {}
 
 
-def _scan_iteratively(text: str) -> tuple[list[str], list[str]]:
-    """Same answer as the C path, for any depth: a pushdown parser with an explicit stack.
+def _scan_iteratively(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Same grammar as the C parser, for any depth: a pushdown parser with an explicit stack.
 
-    Every number literal is appended to one list in document order, so each value owns a
-    contiguous span of it; when a key repeats, the span of its earlier value is dropped.
+    Returns every number literal in document order, and the spans of that list dropped by
+    repeated keys: each value owns a contiguous span, and when a key repeats, the span of its
+    earlier value is dropped.
     """
     literals: list[str] = []
     dropped: list[tuple[int, int]] = []
@@ -186,7 +190,7 @@ def _scan_iteratively(text: str) -> tuple[list[str], list[str]]:
             if not stack:
                 if pos != end:
                     raise fail("Extra data", pos)
-                return _split(_kept(literals, dropped))
+                return literals, dropped
             frame = stack[-1]
             if frame is not None:
                 span = (frame.start, len(literals))

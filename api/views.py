@@ -56,11 +56,12 @@ class SumView(APIView):
     permission_classes = [TokenRequired]
     parser_classes = [RawJSONParser]
 
-    def initial(self, request: Request, *args, **kwargs) -> None:
-        # A wrong method is wrong whoever sends it: 405 before authentication.
+    def perform_authentication(self, request: Request) -> None:
+        # A wrong method is wrong whoever sends it: 405 before authentication (and after content
+        # negotiation, so a browser still gets the browsable page).
         if request.method not in self.allowed_methods:
             raise MethodNotAllowed(request.method)
-        super().initial(request, *args, **kwargs)
+        super().perform_authentication(request)
 
     def post(self, request: Request) -> Response:
         require_content_type(request)

@@ -1,0 +1,350 @@
+"""The summing function on its own: examples, edge cases, limits, and properties against an
+independent oracle (fractions.Fraction over the stdlib's own parse)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api import summing
+from api.summing import InvalidDocumentError, NumberTooLargeError, canonical_sum
+
+# ---------------------------------------------------------------------------------------------
+# The oracle: parse with the stdlib into exact Fractions, walk, and format the canonical text by
+# long division, sharing no code with api.summing (which never builds Fractions or a tree).
+
+
+def oracle_total(text: str) -> Fraction:
+    def refuse(name: str) -> None:
+        raise ValueError(name)
+
+    value = json.loads(text, parse_int=Fraction, parse_float=Fraction, parse_constant=refuse)
+    total = Fraction(0)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Fraction):
+            total += item
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return total
+
+
+def oracle_text(total: Fraction) -> str:
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    whole, rest = divmod(total.numerator, total.denominator)
+    digits = ""
+    while rest:  # terminates: JSON literals are decimal, so denominators divide a power of ten
+        rest *= 10
+        digit, rest = divmod(rest, total.denominator)
+        digits += str(digit)
+    if not whole and not digits:
+        return "0"
+    return f"{sign}{decimal_digits(whole)}" + (f".{digits}" if digits else "")
+
+
+def decimal_digits(number: int) -> str:
+    """str(number), in pieces short enough for Python's int-to-str digit limit."""
+    piece = 10**4000
+    pieces = []
+    while number >= piece:
+        number, low = divmod(number, piece)
+        pieces.append(f"{low:04000d}")
+    return str(number) + "".join(reversed(pieces))
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples from the assignment and the contract
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("[1,2,3,4]", "10"),
+        ('{"a":6,"b":4}', "10"),
+        ("[[[2]]]", "2"),
+        ('{"a":{"b":4},"c":-2}', "2"),
+        ('{"a":[-1,1,"dark"]}', "0"),
+        ('[-1,{"a":1, "b":"light"}]', "0"),
+        ("[]", "0"),
+        ("{}", "0"),
+        ("[0.1, 0.2]", "0.3"),
+        ("[12345678901234567890123, 1]", "12345678901234567890124"),
+        ("[1.5, 2.5]", "4"),
+        ("[4]", "4"),
+        ("[4.0]", "4"),
+        ("[40e-1]", "4"),
+        ("[-0.5]", "-0.5"),
+        ("[12.25]", "12.25"),
+        ("[0.000001]", "0.000001"),
+        ("[1e-6]", "0.000001"),
+    ],
+)
+def test_contract_examples(document: str, expected: str) -> None:
+    assert canonical_sum(document.encode()) == expected
+
+
+def test_huge_exponent_is_summed_exactly() -> None:
+    assert canonical_sum(b"[1e400, 1]") == "1" + "0" * 399 + "1"
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("[true, false, null, 1]", "1"),  # booleans and null are not numbers
+        ('["5", "1e3", 2]', "2"),  # numeric-looking strings do not count
+        ('{"1": 1, "2": "2"}', "1"),  # keys do not count
+        ('{"a": 1, "a": 2}', "2"),  # a repeated key: the last value wins
+        ('{"a": {"x": 5, "y": [6]}, "a": 1}', "1"),  # ...with everything inside the earlier one
+        ('[{"a": 1, "a": {"b": 2, "b": 3}}, {"a": 4}]', "7"),
+        ('{"a": 1, "b": {"a": 10}, "a": 100}', "110"),  # the same key in another object is apart
+        ("7", "7"),  # any JSON value is a document
+        ("-3.5", "-3.5"),
+        ('"text"', "0"),
+        ("true", "0"),
+        ("null", "0"),
+        ("-0", "0"),  # never -0
+        ("[-0.0, 0e5]", "0"),
+        ("[0.5, -0.5]", "0"),
+        ("[-1.25, 0.25]", "-1"),
+        ("[1E2, 1e+2, 1e-2]", "200.01"),
+        ("[123456789012345678901234567890.1, 0.9]", "123456789012345678901234567891"),
+        ("[0.1, 0.7]", "0.8"),  # 0.1 + 0.7 is 0.7999999999999999 in binary floating point
+        ("[9007199254740993, 0]", "9007199254740993"),  # beyond a double's exact integers
+        (" \t\n\r[1]\n ", "1"),  # JSON whitespace around the document
+        ('{"\\u0061": 1, "a": 2}', "2"),  # an escaped key is the same key
+    ],
+)
+def test_what_counts(document: str, expected: str) -> None:
+    assert canonical_sum(document.encode()) == expected
+
+
+def test_five_thousand_digit_integers() -> None:
+    # Over Python's int() digit limit (4300): converted without it, exactly.
+    big = "9" * 5000
+    assert canonical_sum(f"[{big}, 1]".encode()) == "1" + "0" * 5000
+    assert canonical_sum(f"[-{big}, {big}, 2]".encode()) == "2"
+
+
+def test_extreme_magnitudes_together() -> None:
+    assert canonical_sum(b"[1e10000, 1e-10000]") == "1" + "0" * 10000 + "." + "0" * 9999 + "1"
+
+
+def test_accepts_str_and_bytes_alike() -> None:
+    assert canonical_sum('{"π": 3.14}') == canonical_sum('{"π": 3.14}'.encode()) == "3.14"
+
+
+# ---------------------------------------------------------------------------------------------
+# Invalid documents
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"",
+        b"   ",
+        b"[1,",
+        b"[1]]",
+        b"[1] x",
+        b"{'a': 1}",
+        b"[01]",
+        b"[1.]",
+        b"[.5]",
+        b"[+1]",
+        b"[0x10]",
+        b"[1,]",
+        b'{"a":1,}',
+        b'{"a" 1}',
+        b"{1: 2}",
+        b"NaN",
+        b"[Infinity]",
+        b"[-Infinity]",
+        b"[nan]",
+        b"[True]",
+        b'["unterminated]',
+        b'["bad \\x escape"]',
+        b'["raw \x01 control"]',
+        b"\xff[1]",
+        b'["\xc3\x28"]',  # invalid UTF-8 inside a string
+        b"\xef\xbb\xbf[1]",  # a byte order mark
+        "[\u0661]".encode(),  # an Arabic-Indic digit is not a JSON digit
+        b"[1] [2]",
+    ],
+)
+def test_invalid_documents_are_refused(document: bytes) -> None:
+    with pytest.raises(InvalidDocumentError, match="Invalid JSON"):
+        canonical_sum(document)
+
+
+def test_error_names_the_position() -> None:
+    with pytest.raises(InvalidDocumentError, match="line 2 column 4"):
+        canonical_sum(b"[1,\n 2 3]")
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits
+
+
+def test_number_literal_length_limit() -> None:
+    assert canonical_sum(("[" + "1" * 10_000 + "]").encode()) == "1" * 10_000
+    with pytest.raises(NumberTooLargeError, match="10001 characters.*limit is 10000"):
+        canonical_sum(("[" + "1" * 10_001 + "]").encode())
+    # sign, point and exponent count too
+    with pytest.raises(NumberTooLargeError):
+        canonical_sum(("[-" + "1" * 9_998 + ".5]").encode())
+    assert canonical_sum(("[-" + "1" * 9_997 + ".5]").encode()) == "-" + "1" * 9_997 + ".5"
+
+
+@pytest.mark.parametrize("literal", ["1e10000", "1E+10000", "1e-10000", "1e0000010000"])
+def test_exponent_at_the_limit_is_accepted(literal: str) -> None:
+    assert canonical_sum(f"[{literal}]".encode()) == oracle_text(Fraction(literal))
+
+
+@pytest.mark.parametrize("literal", ["1e10001", "1E+10001", "1e-10001", "0e99999999999"])
+def test_exponent_beyond_the_limit_is_refused(literal: str) -> None:
+    with pytest.raises(NumberTooLargeError, match="exponent .*limit is ±10000"):
+        canonical_sum(f"[{literal}]".encode())
+
+
+def test_limits_are_parameters() -> None:
+    with pytest.raises(NumberTooLargeError):
+        canonical_sum(b"[12345]", max_number_length=4)
+    with pytest.raises(NumberTooLargeError):
+        canonical_sum(b"[1e6]", max_exponent=5)
+    assert canonical_sum(b"[1e5]", max_exponent=5) == "100000"
+
+
+def test_limit_applies_to_numbers_dropped_by_a_repeated_key() -> None:
+    with pytest.raises(NumberTooLargeError):
+        canonical_sum(('{"a": ' + "1" * 10_001 + ', "a": 1}').encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth: far beyond any recursion limit, linear work
+
+
+@pytest.mark.parametrize("depth", [100_000, 1_000_000])
+def test_deeply_nested_arrays(depth: int) -> None:
+    document = "[" * depth + "1.5, -2" + "]" * depth
+    assert canonical_sum(document.encode()) == "-0.5"
+
+
+def test_deeply_nested_objects_with_repeated_keys() -> None:
+    depth = 200_000
+    document = '{"a": 1, "a": ' * depth + "2" + "}" * depth
+    assert canonical_sum(document.encode()) == "2"
+
+
+def test_deep_mixed_nesting() -> None:
+    document = '[{"k": [' * 50_000 + "3" + "]}]" * 50_000
+    assert canonical_sum(document.encode()) == "3"
+
+
+@pytest.mark.parametrize("document", ["[" * 100_000, "[" * 100_000 + "]", '{"a":' * 10_000 + "1"])
+def test_deep_invalid_documents(document: str) -> None:
+    with pytest.raises(InvalidDocumentError):
+        canonical_sum(document.encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties
+
+
+def decimal_literals() -> st.SearchStrategy[str]:
+    integer = st.one_of(st.just("0"), st.from_regex(r"[1-9][0-9]{0,40}", fullmatch=True))
+    fraction = st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,30}", fullmatch=True))
+    exponent = st.one_of(
+        st.just(""),
+        st.builds(
+            lambda e, sign, n: f"{e}{sign}{n}",
+            st.sampled_from("eE"),
+            st.sampled_from(["", "+", "-"]),
+            st.integers(0, 60),
+        ),
+    )
+    sign = st.sampled_from(["", "-"])
+    return st.builds(lambda s, i, f, e: s + i + f + e, sign, integer, fraction, exponent)
+
+
+def json_texts() -> st.SearchStrategy[str]:
+    """JSON text with arbitrary number literals, repeated keys and odd whitespace."""
+    scalars = st.one_of(
+        decimal_literals(),
+        st.sampled_from(["true", "false", "null"]),
+        st.text(max_size=8).map(json.dumps),
+        decimal_literals().map(json.dumps),  # numeric-looking strings
+    )
+    space = st.sampled_from(["", " ", "\n", "\t ", "\r\n"])
+
+    def containers(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        array = st.lists(children, max_size=6).map(lambda items: "[" + ",".join(items) + "]")
+        keys = st.sampled_from(["a", "b", "c", "1", "\\u0061"]).map(lambda k: f'"{k}"')
+        pairs = st.lists(st.tuples(keys, space, children), max_size=6)
+        obj = pairs.map(lambda ps: "{" + ",".join(f"{k}:{s}{v}" for k, s, v in ps) + "}")
+        return st.one_of(array, obj)
+
+    return st.recursive(scalars, containers, max_leaves=40)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(json_texts())
+def test_sum_matches_the_oracle(text: str) -> None:
+    assert canonical_sum(text.encode()) == oracle_text(oracle_total(text))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(json_texts(), st.integers(1_000, 3_000))
+def test_deep_documents_match_the_oracle(text: str, depth: int) -> None:
+    # Deeper than the C parser goes, so this takes the iterative path; the oracle reads the
+    # document unwrapped.
+    wrapped = '{"x": [' * depth + text + "]}" * depth
+    assert canonical_sum(wrapped.encode()) == oracle_text(oracle_total(text))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(json_texts(), st.data())
+def test_both_paths_accept_and_refuse_alike(text: str, data: st.DataObject) -> None:
+    """The iterative parser agrees with the stdlib's on which texts are JSON: mutate a valid
+    text (drop, insert or replace one character) and compare."""
+    position = data.draw(st.integers(0, len(text)))
+    replacement = data.draw(st.sampled_from(["", ",", "]", "}", "[", "{", ":", '"', "1", " ", "e"]))
+    cut = data.draw(st.integers(0, 1))
+    mutated = text[:position] + replacement + text[position + cut :]
+    try:
+        expected = oracle_text(oracle_total(mutated))
+    except ValueError:  # JSONDecodeError, or NaN/Infinity which the oracle refuses too
+        expected = None
+    try:
+        literals, dropped = summing._scan_iteratively(mutated)
+    except json.JSONDecodeError:
+        assert expected is None, mutated
+        return
+    assert expected is not None, mutated
+    counted = summing._split(summing._kept(literals, dropped))
+    assert summing._canonical_text(summing._exact_sum(*counted)) == expected
+
+
+@given(st.lists(decimal_literals(), max_size=30))
+def test_sum_of_a_flat_array_is_the_exact_sum_of_its_literals(literals: list[str]) -> None:
+    expected = oracle_text(sum(map(Fraction, literals), Fraction(0)))
+    assert canonical_sum(("[" + ",".join(literals) + "]").encode()) == expected
+
+
+@given(st.lists(decimal_literals(), min_size=1, max_size=10))
+def test_canonical_text_form(literals: list[str]) -> None:
+    text = canonical_sum(("[" + ",".join(literals) + "]").encode())
+    assert text.isascii()
+    assert "e" not in text.lower()
+    assert text != "-0"
+    if "." in text:
+        assert not text.endswith("0")
+        assert not text.endswith(".")
+    unsigned = text.removeprefix("-")
+    assert unsigned == "0" or not unsigned.startswith("0") or unsigned.startswith("0.")

@@ -1,0 +1,122 @@
+"""End to end: a real gunicorn with two workers, spoken to over HTTP like a user would."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tests.liveserver import LiveServer
+
+LIMIT = 10 * 1024 * 1024
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def get_token(server: LiveServer, username: str = "alice") -> str:
+    response = requests.post(
+        server.url + "/auth", json={"username": username, "password": "secret"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.json()["access_token"]
+
+
+def post_sum(server: LiveServer, body: bytes, token: str) -> requests.Response:
+    return requests.post(
+        server.url + "/sum",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=60,
+    )
+
+
+def pids_that_answered(server: LiveServer, path: str) -> set[int]:
+    return {
+        int(pid) for pid in re.findall(rf'"POST {path} [^"]*" 200 .* pid=<(\d+)>', server.log())
+    }
+
+
+def test_one_token_is_accepted_by_every_worker(server: LiveServer) -> None:
+    token = get_token(server)
+    # Requests that keep a worker busy for a while, sent four at a time: while one worker sums,
+    # the other must take the next connection, so both verify the one token.
+    depth = 300_000
+    body = b"[" * depth + b"6, 4" + b"]" * depth
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda _: post_sum(server, body, token), range(12)))
+    for response in responses:
+        assert response.json() == {"sha256": sha256("10"), "sum": "10"}
+    assert pids_that_answered(server, "/sum") == server.worker_pids()
+
+
+def test_a_token_survives_a_restart() -> None:
+    with LiveServer() as restarted:
+        token = get_token(restarted)
+        restarted.restart()
+        response = post_sum(restarted, b"[1,2,3,4]", token)
+        assert response.status_code == 200
+        assert response.json()["sha256"] == sha256("10")
+
+
+def test_a_token_from_another_key_is_refused(server: LiveServer) -> None:
+    with LiveServer() as other:  # its own state folder, so its own key
+        foreign = get_token(other)
+    response = post_sum(server, b"[1]", foreign)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_nasty_inputs_get_their_answer_and_every_worker_survives(
+    server: LiveServer,
+) -> None:
+    token = get_token(server)
+    workers = server.worker_pids()
+    depth = 1_000_000
+    cases = [
+        (b"[" * depth + b"1" + b"]" * depth, 200, "1"),
+        (b"[7]" + b" " * (LIMIT - 3), 200, "7"),  # exactly the limit
+        (b"[7]" + b" " * (LIMIT - 2), 413, "limit is 10485760 bytes"),
+        (b"[" + b"9" * 10_001 + b"]", 422, "limit is 10000"),
+        (b"[1e10001]", 422, "limit is ±10000"),
+        (b'["\xff\xfe"]', 400, "not UTF-8"),
+        (b"[1, 2", 400, "Invalid JSON"),
+        (b"[NaN]", 400, "NaN is not a JSON number"),
+        (b"{" * depth, 400, "Invalid JSON"),
+    ]
+    for body, status, expected in cases:
+        response = post_sum(server, body, token)
+        assert response.status_code == status, (body[:20], response.text[:200])
+        if status == 200:
+            assert response.json() == {"sha256": sha256(expected), "sum": expected}
+        else:
+            assert expected in response.json()["detail"]
+    # No worker died or was replaced, and all of them still answer.
+    assert server.worker_pids() == workers
+    for _ in range(10):
+        assert post_sum(server, b"[1,2,3,4]", token).json()["sha256"] == sha256("10")
+    assert "Traceback" not in server.log()
+
+
+def test_nasty_token_requests_are_400(server: LiveServer) -> None:
+    for body in [b"[" * 1_000_000, b'{"username": "' + b"\xff" * 10 + b'", "password": "x"}']:
+        response = requests.post(
+            server.url + "/auth",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 400, response.text[:200]
+        assert response.json()["detail"].startswith("JSON parse error")
+    assert "Traceback" not in server.log()
+
+
+def test_every_error_is_json(server: LiveServer) -> None:
+    for method, path in [("GET", "/sum"), ("GET", "/nowhere"), ("PUT", "/auth")]:
+        response = requests.request(method, server.url + path, timeout=10)
+        assert response.headers["Content-Type"] == "application/json", (method, path)
+        assert response.json()["detail"]

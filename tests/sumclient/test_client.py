@@ -1,0 +1,348 @@
+"""SumClient against a scripted transport: requests sent, answers read, errors raised."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+import pytest
+import requests
+
+from sumclient import (
+    AuthenticationError,
+    BadRequestError,
+    ServerError,
+    SumClient,
+    SumClientError,
+    TransportError,
+)
+
+from .conftest import BASE_URL, HASH_OF_10, FakeService
+
+
+def test_authenticate_posts_the_credentials_and_returns_the_token(
+    sum_client: SumClient, service: FakeService
+) -> None:
+    service.reply_token("token-1")
+
+    assert sum_client.authenticate("alice", "secret") == "token-1"
+
+    (request,) = service.sent
+    assert request.method == "POST"
+    assert request.url == f"{BASE_URL}/auth"
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.body) == {"username": "alice", "password": "secret"}
+    assert sum_client.token == "token-1"
+
+
+def test_sum_sends_the_document_with_the_token_and_returns_the_hash(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    service.reply_hash()
+
+    assert signed_in.sum([1, 2, 3, 4]) == HASH_OF_10
+
+    (request,) = service.sent
+    assert request.url == f"{BASE_URL}/sum"
+    assert request.headers["Authorization"] == "Bearer token-1"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.body == b"[1,2,3,4]"
+
+
+def test_the_token_is_reused_across_sums(signed_in: SumClient, service: FakeService) -> None:
+    service.reply_hash()
+    service.reply_hash()
+
+    signed_in.sum([1])
+    signed_in.sum([2])
+
+    assert service.paths() == ["/sum", "/sum"]
+    assert [r.headers["Authorization"] for r in service.sent] == ["Bearer token-1"] * 2
+
+
+def test_a_token_given_on_init_is_used_without_authenticating(
+    session: requests.Session, service: FakeService
+) -> None:
+    service.reply_hash()
+
+    assert SumClient(BASE_URL, token="kept", session=session).sum([10]) == HASH_OF_10
+    assert service.sent[0].headers["Authorization"] == "Bearer kept"
+
+
+def test_sum_before_authenticate_raises_without_sending(
+    sum_client: SumClient, service: FakeService
+) -> None:
+    with pytest.raises(AuthenticationError, match=r"call authenticate\(\) before sum\(\)"):
+        sum_client.sum([1])
+    assert service.sent == []
+
+
+def test_an_expired_token_is_renewed_once_with_the_kept_credentials(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    service.reply(401, {"detail": "Given token not valid for any token type"})
+    service.reply_token("token-2")
+    service.reply_hash()
+
+    assert signed_in.sum([1, 2, 3, 4]) == HASH_OF_10
+
+    assert service.paths() == ["/sum", "/auth", "/sum"]
+    assert json.loads(service.sent[1].body) == {"username": "alice", "password": "secret"}
+    assert service.sent[2].headers["Authorization"] == "Bearer token-2"
+    assert service.sent[2].body == b"[1,2,3,4]"
+    assert signed_in.token == "token-2"
+
+
+def test_a_401_after_renewing_the_token_raises(signed_in: SumClient, service: FakeService) -> None:
+    service.reply(401, {"detail": "Given token not valid for any token type"})
+    service.reply_token("token-2")
+    service.reply(401, {"detail": "Token is blacklisted"})
+
+    with pytest.raises(AuthenticationError) as caught:
+        signed_in.sum([1])
+
+    assert caught.value.status_code == 401
+    assert caught.value.detail == "Token is blacklisted"
+    assert service.paths() == ["/sum", "/auth", "/sum"]
+
+
+def test_a_401_without_credentials_raises_at_once(
+    session: requests.Session, service: FakeService
+) -> None:
+    service.reply(401, {"detail": "Token is invalid or expired"})
+    sum_client = SumClient(BASE_URL, token="expired", session=session)
+
+    with pytest.raises(AuthenticationError) as caught:
+        sum_client.sum([1])
+
+    assert caught.value.status_code == 401
+    assert caught.value.detail == "Token is invalid or expired"
+    assert str(caught.value) == (
+        f"authentication failed (401 Unauthorized from {BASE_URL}/sum): Token is invalid or expired"
+    )
+    assert service.paths() == ["/sum"]
+
+
+@pytest.mark.parametrize(
+    ("status", "detail"),
+    [
+        (400, "JSON parse error - Expecting value: line 1 column 1 (char 0)"),
+        (413, "Request body is over 10485760 bytes."),
+        (415, 'Unsupported media type "text/plain" in request.'),
+        (422, "A number literal is over 10000 characters."),
+    ],
+)
+def test_a_4xx_raises_bad_request_with_the_status_and_the_servers_message(
+    signed_in: SumClient, service: FakeService, status: int, detail: str
+) -> None:
+    service.reply(status, {"detail": detail})
+
+    with pytest.raises(BadRequestError) as caught:
+        signed_in.sum([1])
+
+    assert caught.value.status_code == status
+    assert caught.value.detail == detail
+    reason = HTTPStatus(status).phrase
+    assert str(caught.value) == (
+        f"the server refused the request ({status} {reason} from {BASE_URL}/sum): {detail}"
+    )
+
+
+def test_per_field_messages_are_joined_into_the_detail(
+    sum_client: SumClient, service: FakeService
+) -> None:
+    service.reply(
+        400, {"username": ["This field may not be blank."], "password": ["This field is required."]}
+    )
+
+    with pytest.raises(BadRequestError) as caught:
+        sum_client.authenticate("", "secret")
+
+    assert caught.value.status_code == 400
+    assert caught.value.detail == (
+        "username: This field may not be blank.; password: This field is required."
+    )
+    assert sum_client.token is None
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_5xx_with_a_json_message_raises_server_error(
+    signed_in: SumClient, service: FakeService, status: int
+) -> None:
+    service.reply(status, {"detail": "A server error occurred."})
+
+    with pytest.raises(ServerError) as caught:
+        signed_in.sum([1])
+
+    assert caught.value.status_code == status
+    assert caught.value.detail == "A server error occurred."
+    assert str(caught.value).startswith(f"the server failed ({status} ")
+
+
+def test_a_5xx_html_page_raises_server_error_with_the_status_in_words(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    service.reply(
+        502, raw=b"<html><body>Bad Gateway</body></html>", **{"Content-Type": "text/html"}
+    )
+
+    with pytest.raises(ServerError) as caught:
+        signed_in.sum([1])
+
+    assert caught.value.status_code == 502
+    assert caught.value.detail is None
+    assert str(caught.value) == f"the server failed (502 Bad Gateway from {BASE_URL}/sum)"
+
+
+def test_a_200_that_is_not_json_raises_transport_error(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    service.reply(200, raw=b"<html>Welcome to nginx!</html>", **{"Content-Type": "text/html"})
+
+    with pytest.raises(TransportError) as caught:
+        signed_in.sum([1])
+
+    assert str(caught.value).startswith(f"the answer from {BASE_URL}/sum is not JSON (text/html): ")
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize(
+    "body", [{"sum": "10"}, {"sha256": 10}, {"sha256": "not-a-hash"}, ["4a44dc15"], "x"]
+)
+def test_a_200_without_a_hash_raises_transport_error(
+    signed_in: SumClient, service: FakeService, body: object
+) -> None:
+    service.reply(200, body)
+
+    with pytest.raises(TransportError, match=r"answer from http://sum\.test/sum holds no sha256"):
+        signed_in.sum([1])
+
+
+def test_an_auth_answer_without_a_token_raises_transport_error(
+    sum_client: SumClient, service: FakeService
+) -> None:
+    service.reply(200, {"token_type": "Bearer"})
+
+    with pytest.raises(TransportError, match=r"holds no access_token"):
+        sum_client.authenticate("alice", "secret")
+    assert sum_client.token is None
+
+
+def test_a_redirect_is_not_followed(sum_client: SumClient, service: FakeService) -> None:
+    # Following a 307 would post the password to wherever it points.
+    service.reply(307, raw=b"", Location="https://elsewhere.test/auth")
+
+    with pytest.raises(TransportError) as caught:
+        sum_client.authenticate("alice", "secret")
+
+    assert caught.value.status_code == 307
+    assert "redirecting to https://elsewhere.test/auth" in str(caught.value)
+    assert service.paths() == ["/auth"]
+
+
+def test_a_requests_exception_becomes_a_transport_error(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    failure = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+    service.fail_with(failure)
+
+    with pytest.raises(TransportError, match="Connection broken: IncompleteRead") as caught:
+        signed_in.sum([1])
+
+    assert caught.value.__cause__ is failure
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("localhost:8000", "No connection adapters were found for 'localhost:8000/auth'"),
+        ("http://exa mple.test", "contains invalid character"),
+    ],
+)
+def test_an_unusable_url_raises_transport_error(base_url: str, message: str) -> None:
+    with SumClient(base_url) as sum_client, pytest.raises(TransportError, match=message):
+        sum_client.authenticate("alice", "secret")
+
+
+def test_every_error_is_a_sum_client_error() -> None:
+    for error_class in (AuthenticationError, BadRequestError, ServerError, TransportError):
+        assert issubclass(error_class, SumClientError)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("http://sum.test", "http://sum.test/sum"),
+        ("http://sum.test/", "http://sum.test/sum"),
+        ("http://sum.test/api/v1", "http://sum.test/api/v1/sum"),
+        ("http://sum.test/api/v1/", "http://sum.test/api/v1/sum"),
+    ],
+)
+def test_endpoint_urls_are_joined_to_the_base_url(
+    session: requests.Session, service: FakeService, given: str, expected: str
+) -> None:
+    service.reply_hash()
+
+    SumClient(given, token="t", session=session).sum([1])
+
+    assert service.sent[0].url == expected
+
+
+def test_the_default_timeout_is_sent_with_every_request(
+    sum_client: SumClient, service: FakeService
+) -> None:
+    service.reply_token("token-1")
+    service.reply_hash()
+
+    sum_client.authenticate("alice", "secret")
+    sum_client.sum([1])
+
+    assert service.timeouts == [10.0, 10.0]
+
+
+def test_a_connect_and_read_timeout_pair_is_passed_on(
+    session: requests.Session, service: FakeService
+) -> None:
+    service.reply_hash()
+
+    SumClient(BASE_URL, token="t", timeout=(3.05, 60), session=session).sum([1])
+
+    assert service.timeouts == [(3.05, 60)]
+
+
+def test_close_closes_the_session_the_client_created() -> None:
+    sum_client = SumClient(BASE_URL)
+    transport = FakeService()
+    sum_client.session.mount("http://", transport)
+
+    sum_client.close()
+
+    assert transport.closed
+
+
+def test_close_leaves_a_given_session_open(session: requests.Session, service: FakeService) -> None:
+    SumClient(BASE_URL, session=session).close()
+
+    assert not service.closed
+
+
+def test_the_context_manager_closes_its_own_session_even_on_error() -> None:
+    transport = FakeService()
+    transport.reply(500, {"detail": "A server error occurred."})
+
+    with pytest.raises(ServerError), SumClient(BASE_URL) as sum_client:
+        sum_client.session.mount("http://", transport)
+        sum_client.authenticate("alice", "secret")
+
+    assert transport.closed
+
+
+def test_the_context_manager_gives_the_client_and_leaves_a_given_session_open(
+    session: requests.Session, service: FakeService
+) -> None:
+    service.reply_token("token-1")
+
+    with SumClient(BASE_URL, session=session) as sum_client:
+        assert sum_client.authenticate("alice", "secret") == "token-1"
+
+    assert not service.closed

@@ -1,0 +1,54 @@
+"""Real sockets on 127.0.0.1: a server that is not there, and one that never answers."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from sumclient import SumClient, TransportError
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port that nothing listens on: connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A loopback server that takes connections (into the listen backlog) and never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_an_unreachable_server_raises_transport_error(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}"
+
+    with SumClient(url) as sum_client, pytest.raises(TransportError) as caught:
+        sum_client.authenticate("alice", "secret")
+
+    assert re.fullmatch(
+        rf"cannot reach {url}/auth: \[Errno \d+\] Connection refused", str(caught.value)
+    )
+    assert isinstance(caught.value.__cause__, requests.ConnectionError)
+
+
+def test_a_server_that_never_answers_times_out(silent_server: str) -> None:
+    started = time.monotonic()
+
+    with (
+        SumClient(silent_server, token="t", timeout=0.2) as sum_client,
+        pytest.raises(TransportError) as caught,
+    ):
+        sum_client.sum([1])
+
+    assert time.monotonic() - started < 5
+    assert str(caught.value) == f"timed out talking to {silent_server}/sum (timeout: 0.2 s)"
+    assert isinstance(caught.value.__cause__, requests.Timeout)
