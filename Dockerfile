@@ -33,7 +33,7 @@ COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
 # The code is owned by root: the service's user can read it, never change it.
-COPY manage.py gunicorn.conf.py ./
+COPY LICENSE manage.py gunicorn.conf.py ./
 COPY sumservice/ sumservice/
 COPY api/ api/
 # Compile once at build time; at run time nothing is written next to the code.
