@@ -149,15 +149,17 @@ def image() -> Iterator[ImageFiles]:
     root = Path(tempfile.mkdtemp(prefix="sumservice-image-"))
     root.chmod(0o755)
     files = ImageFiles(root, dockerfile, user_can_run)
-    context = build_context(ROOT)
-    started = time.monotonic()
-    run_builder(dockerfile.stage("builder"), files, context, python)
-    lay_out_runtime(dockerfile.final, files, context)
-    print(f"image laid out with {python} in {time.monotonic() - started:.1f}s at {root}")
-    yield files
-    for folder, _, _ in os.walk(root):
-        os.chmod(folder, 0o755)
-    shutil.rmtree(root)
+    try:
+        context = build_context(ROOT)
+        started = time.monotonic()
+        run_builder(dockerfile.stage("builder"), files, context, python)
+        lay_out_runtime(dockerfile.final, files, context)
+        print(f"image laid out with {python} in {time.monotonic() - started:.1f}s at {root}")
+        yield files
+    finally:
+        for folder, _, _ in os.walk(root):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(root)
 
 
 @pytest.fixture(scope="module")
