@@ -7,8 +7,10 @@
 # (tests/deploy/test_image_command.py) runs this file's CMD, with its ENV, from a clean
 # virtualenv made from requirements.txt, since no Docker engine runs where the tests do.
 
+# The base follows the 3.11 line's newest patch release, so a rebuild picks up CPython's security
+# fixes; pin a digest (python:3.11-slim-trixie@sha256:...) where builds must be reproducible.
 # Stage 1: a virtualenv holding exactly the pinned runtime requirements.
-FROM python:3.11.15-slim-trixie AS builder
+FROM python:3.11-slim-trixie AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -20,7 +22,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
 
 # Stage 2: the runtime, with the virtualenv and the code and nothing else.
-FROM python:3.11.15-slim-trixie AS runtime
+FROM python:3.11-slim-trixie AS runtime
 
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can check it and mounted secrets can be
 # made readable by it (fsGroup, or chown 10001 on the host for Compose).

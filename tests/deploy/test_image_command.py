@@ -142,8 +142,8 @@ def image() -> Iterator[ImageFiles]:
     dockerfile = Dockerfile.parse()
     base = dockerfile.final.base
     assert base == dockerfile.stage("builder").base
-    version = re.fullmatch(r"python:(\d+\.\d+)\.\d+-slim-\w+", base)
-    assert version, f"expected an official python slim image with a pinned version: {base}"
+    version = re.fullmatch(r"python:(\d+\.\d+)(?:\.\d+)?-slim-\w+", base)
+    assert version, f"expected an official python slim image of a given minor version: {base}"
     python, user_can_run = python_for_the_image(version.group(1))
     # Outside pytest's private temporary folder, so the image's user can reach it.
     root = Path(tempfile.mkdtemp(prefix="sumservice-image-"))
