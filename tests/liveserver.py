@@ -60,6 +60,8 @@ class LiveServer:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group (master and workers), so kill() can end them all at once.
+            process_group=0,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -84,6 +86,14 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def kill(self) -> None:
+        """End the master and every worker at once with SIGKILL, as a crashed machine would:
+        no graceful shutdown, requests in flight are cut off."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
 
     def restart(self) -> None:
         self.stop()
