@@ -14,7 +14,7 @@ from api.oidc import JWKS_MAX_AGE
 
 ENV_PROCEDURE = """\
 The signing key comes from SUMSERVICE_JWT_PRIVATE_KEY or SUMSERVICE_JWT_PRIVATE_KEY_FILE, so it \
-is rotated by changing that configuration on every replica, in three steps (docs/deploying.md, \
+is rotated by changing that configuration on every replica, in three steps (README, \
 "Rotating the key"):
   1. Add the new key's PEM to SUMSERVICE_JWT_PREVIOUS_KEYS (or its _FILE) everywhere and roll \
 out: every replica now accepts and publishes it, none signs with it yet. Wait until verifiers' \
