@@ -8,26 +8,13 @@ import pytest
 from django.test import Client
 
 from api.tests.conftest import post_sum
+from api.tests.examples import CONTRACT_EXAMPLES
 from tests.forge import ATTACKS, Forger
 
 SUM_OF_10 = "4a44dc15364204a80fe80e9039455cc1608281820fe2b24f1e5233ade6af1dd5"
 
 
-@pytest.mark.parametrize(
-    ("document", "expected"),
-    [
-        ("[1,2,3,4]", "10"),
-        ('{"a":6,"b":4}', "10"),
-        ("[[[2]]]", "2"),
-        ('{"a":{"b":4},"c":-2}', "2"),
-        ('{"a":[-1,1,"dark"]}', "0"),
-        ('[-1,{"a":1, "b":"light"}]', "0"),
-        ("[]", "0"),
-        ("{}", "0"),
-        ("[0.1, 0.2]", "0.3"),
-        ("[12345678901234567890123, 1]", "12345678901234567890124"),
-    ],
-)
+@pytest.mark.parametrize(("document", "expected"), CONTRACT_EXAMPLES)
 def test_answers_the_hash_of_the_canonical_sum(
     client: Client, token: str, document: str, expected: str
 ) -> None:
