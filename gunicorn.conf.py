@@ -4,6 +4,8 @@ Every value comes from the environment (see the README's configuration table), r
 """
 
 import os
+import socket
+import struct
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Summing is CPU-bound, so workers are processes: gunicorn's rule of thumb, 2 per core + 1.
@@ -43,6 +45,61 @@ def on_starting(server):
 
     kid = token_backend().keyring.current.kid
     server.log.info("Signing tokens with key %s", kid)
+
+
+def on_reload(server):
+    """On SIGHUP (after `manage.py rotate_signing_key` or `prune_signing_keys`), read the keys
+    again in the master before gunicorn forks the new workers, which inherit them; the old
+    workers finish their requests and exit. Keys that cannot be loaded are logged and the old
+    ones kept: an exception here would stop the master, and with it the service."""
+    from api.tokens import reload_token_backend
+
+    try:
+        keyring = reload_token_backend().keyring
+    except Exception as error:  # a bad key file, an unreadable folder: whatever it is, log it
+        server.log.error("Keeping the keys in use; the new ones do not load: %s", error)
+        return
+    published = ", ".join(key.kid for key in keyring.previous) or "none"
+    server.log.info(
+        "Signing tokens with key %s; previous keys still accepted: %s",
+        keyring.current.kid,
+        published,
+    )
+
+
+# A worker that dies in the middle of a response (SIGKILL, the OOM killer, a node lost) must not
+# leave a proxy holding the response's head without its body: the proxy has passed the head on
+# to the client, so it can neither finish the answer nor send the request to another replica.
+# gunicorn writes the head and the body with separate sends, so each response is held in the
+# kernel (TCP_CORK) until it is complete, and until then the connection is set to be reset, not
+# closed, if the process dies (SO_LINGER 0 s drops unsent data): the proxy sees a failed attempt
+# with nothing received, and nginx (proxy_next_upstream) sends the request to another replica.
+# Linux only (TCP_CORK); elsewhere gunicorn's defaults apply.
+_RESET_IF_CLOSED = struct.pack("ii", 1, 0)
+_CLOSE_NORMALLY = struct.pack("ii", 0, 0)
+
+
+def _hold_response(sock, hold: bool) -> None:
+    try:
+        if hold:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_IF_CLOSED)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        else:
+            # Close normally first, then send: from here on a death still delivers it all.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _CLOSE_NORMALLY)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    except OSError:
+        pass  # the client is gone already
+
+
+if hasattr(socket, "TCP_CORK"):
+
+    def pre_request(worker, req):
+        worker.log.debug("%s %s", req.method, req.path)
+        _hold_response(req.unreader.sock, True)
+
+    def post_request(worker, req, environ, resp):
+        _hold_response(req.unreader.sock, False)
 
 
 def post_worker_init(worker):

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole test suite: lint, then every test (unit, HTTP, end to end against gunicorn).
-# On a fresh machine it first creates .venv and installs the pinned test requirements.
+# Run the whole test suite: lint, then every test (unit, HTTP, end to end against gunicorn,
+# deployment files and the scale-out test behind nginx).
+# On a fresh machine it first creates .venv and installs the pinned test requirements, and
+# installs Debian's nginx when it is missing.
 # Extra arguments go to pytest, e.g. ./test.sh -k sum -x
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
@@ -8,6 +10,9 @@ cd "$ROOT"
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
 ensure_venv requirements-dev.txt
+# shellcheck source=scripts/ensure-nginx.sh
+. scripts/ensure-nginx.sh
+ensure_nginx
 
 ruff check .
 ruff format --check .

@@ -13,14 +13,17 @@ from rest_framework_simplejwt.authentication import JWTStatelessUserAuthenticati
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
+from api.tokens import token_backend
+
 
 class VerifiedTokens:
     """The last `size` tokens that passed every check, by their exact bytes, with the time
     window in which they stay valid.
 
-    A token's signature, algorithm, key, issuer, audience and type depend on its bytes alone,
-    and the keys only change with a restart, so a token seen again needs no second ECDSA
+    A token's signature, algorithm, key, issuer, audience and type depend on its bytes and the
+    token backend (its keys and settings) alone, so a token seen again needs no second ECDSA
     verification: only its time claims are checked again, against the clock of this request.
+    The cache is emptied when the backend changes (keys read again: reload_token_backend).
     A token outside its window (expired, or not yet valid) is dropped and goes through the full
     verification, which gives the usual error. Only tokens that passed are kept, so garbage
     cannot fill the cache, and its size is bounded (least recently used out first).
@@ -30,6 +33,15 @@ class VerifiedTokens:
         self.size = size
         self._tokens: OrderedDict[bytes, tuple[Token, float, float]] = OrderedDict()
         self._lock = threading.Lock()
+        self._backend: object = None
+
+    def bind(self, backend: object) -> VerifiedTokens:
+        """Tokens verified by `backend` from now on; those of another one are forgotten."""
+        if backend is not self._backend:
+            with self._lock:
+                self._tokens.clear()
+                self._backend = backend
+        return self
 
     def get(self, raw_token: bytes, leeway: float) -> Token | None:
         if not self.size:
@@ -98,7 +110,7 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
     def verified_tokens(cls) -> VerifiedTokens:
         if cls.verified is None:
             cls.verified = VerifiedTokens(settings.SUMSERVICE["TOKEN_CACHE_SIZE"])
-        return cls.verified
+        return cls.verified.bind(token_backend())
 
     @classmethod
     def recognised_token(cls, header: str | None) -> Token | None:

@@ -36,7 +36,11 @@ def bad_request(request, exception=None) -> JsonResponse:
 
 
 def not_found(request, exception=None) -> JsonResponse:
-    return json_error(404, f"Not found: {request.path}. The endpoints are /auth and /sum.")
+    return json_error(
+        404,
+        f"Not found: {request.path}. The endpoints are /auth, /sum, /healthz,"
+        " /.well-known/openid-configuration and /.well-known/jwks.json.",
+    )
 
 
 def server_error(request) -> JsonResponse:

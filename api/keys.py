@@ -82,9 +82,12 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
     previous = [
         _verifier(block, algorithm, "a previous key") for block in _pem_blocks(previous_pem)
     ]
-    signing_pem = _text_or_file(config["SIGNING_KEY"], config["SIGNING_KEY_FILE"])
-    if not signing_pem:
-        key_dir = Path(config["STATE_DIR"]) / "keys"
+    if signing_key_configured(config):
+        # A configured but empty key file is an error below, not a silent switch to the state
+        # folder: the rotation commands decide where keys live by the same test.
+        signing_pem = _text_or_file(config["SIGNING_KEY"], config["SIGNING_KEY_FILE"])
+    else:
+        key_dir = state_key_dir(config)
         signing_pem = ensure_state_key(key_dir, algorithm).read_bytes()
         previous += [
             _verifier(path.read_bytes(), algorithm, str(path))
@@ -95,6 +98,20 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
         raise ImproperlyConfigured("The signing key must be a private key, not a public one.")
     unique = {key.kid: key for key in previous if key.kid != current.kid}
     return KeyRing(current=current, previous=tuple(unique.values()))
+
+
+def signing_key_configured(config: dict[str, Any]) -> bool:
+    """Whether the signing key comes from configuration (the environment) rather than from the
+    state folder; only a state folder key can be rotated by the management commands."""
+    return bool(config["SIGNING_KEY"].strip() or config["SIGNING_KEY_FILE"])
+
+
+def state_key_dir(config: dict[str, Any]) -> Path:
+    return Path(config["STATE_DIR"]) / "keys"
+
+
+def load_key_file(path: Path, algorithm: str) -> Key:
+    return _asymmetric_key(path.read_bytes(), algorithm, str(path))
 
 
 def ensure_state_key(key_dir: Path, algorithm: str) -> Path:
@@ -121,7 +138,7 @@ def rotate_state_key(key_dir: Path, algorithm: str) -> tuple[Path, Path]:
     `prune_retired_keys` can tell when their tokens have all expired.
     """
     current = ensure_state_key(key_dir, algorithm)
-    kid = _asymmetric_key(current.read_bytes(), algorithm, str(current)).kid
+    kid = load_key_file(current, algorithm).kid
     retired_dir = key_dir / "retired"
     retired_dir.mkdir(exist_ok=True, mode=0o700)
     retired = retired_dir / f"{int(time.time())}-{kid}.pem"
@@ -129,12 +146,22 @@ def rotate_state_key(key_dir: Path, algorithm: str) -> tuple[Path, Path]:
     return retired, ensure_state_key(key_dir, algorithm)
 
 
+def retired_at(path: Path) -> int | None:
+    """When a retired key file was retired (unix time, from its name); None if it has none."""
+    stamp = path.name.split("-", 1)[0]
+    return int(stamp) if stamp.isdigit() else None
+
+
 def prune_retired_keys(key_dir: Path, older_than: float) -> list[Path]:
-    """Delete retired keys retired more than `older_than` seconds ago; return what was removed."""
+    """Delete keys retired `older_than` seconds ago or longer; return what was removed.
+
+    A file without a retirement time in its name is never deleted: it was put there by hand.
+    """
     removed = []
+    now = time.time()
     for path in retired_key_files(key_dir):
-        retired_at = path.name.split("-", 1)[0]
-        if retired_at.isdigit() and time.time() - int(retired_at) > older_than:
+        retired = retired_at(path)
+        if retired is not None and now - retired >= older_than:
             path.unlink()
             removed.append(path)
     return removed

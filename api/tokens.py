@@ -8,12 +8,19 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from api.keys import KeyRing, load_keyring
+
+# Claims every accepted token must carry (those an OIDC ID token requires, and SimpleJWT's).
+# PyJWT checks `iss` and `aud` when they are expected, `exp`, `nbf` and `iat` only when present;
+# SimpleJWT insists on `exp`, `jti` and `token_type` and the stateless user on `sub`. Nothing
+# insisted on `iat`, so it is checked here, with the rest listed for the reader.
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
 
 
 class KeyRingTokenBackend(TokenBackend):
@@ -22,6 +29,8 @@ class KeyRingTokenBackend(TokenBackend):
 
     Verification still allows only the configured algorithm: `alg: none`, and HS256 tokens
     "signed" with a public key (algorithm confusion), are refused by PyJWT before any key is used.
+    A token without a `kid`, or with one the ring does not hold, is refused before any signature
+    check.
     """
 
     def __init__(self, keyring: KeyRing, **options: Any) -> None:
@@ -43,16 +52,45 @@ class KeyRingTokenBackend(TokenBackend):
             raise TokenBackendError(_("Token is signed by an unknown key"))
         return key.verifier
 
+    def decode(self, token: Any, verify: bool = True) -> dict[str, Any]:
+        payload = super().decode(token, verify=verify)
+        if verify:
+            missing = [claim for claim in REQUIRED_CLAIMS if payload.get(claim) is None]
+            if missing:
+                raise TokenBackendError(f"Token lacks the claims: {', '.join(missing)}")
+        return payload
+
+
+def load_token_backend() -> KeyRingTokenBackend:
+    """A backend built from the settings now, reading the keys (and making the state key)."""
+    # Through the module, not a name imported once: SimpleJWT replaces its `api_settings` object
+    # when SIMPLE_JWT changes (override_settings in tests), and a copy imported earlier keeps
+    # the old values.
+    jwt_settings = simplejwt_settings.api_settings
+    return KeyRingTokenBackend(
+        load_keyring(settings.SUMSERVICE, jwt_settings.ALGORITHM),
+        audience=jwt_settings.AUDIENCE,
+        issuer=jwt_settings.ISSUER,
+        leeway=jwt_settings.LEEWAY,
+    )
+
 
 @cache
 def token_backend() -> KeyRingTokenBackend:
-    """The process's backend, built once from the settings (keys are read at the first use)."""
-    return KeyRingTokenBackend(
-        load_keyring(settings.SUMSERVICE, api_settings.ALGORITHM),
-        audience=api_settings.AUDIENCE,
-        issuer=api_settings.ISSUER,
-        leeway=api_settings.LEEWAY,
-    )
+    """The process's backend, built once (gunicorn builds it in the master, before the fork)."""
+    return load_token_backend()
+
+
+def reload_token_backend() -> KeyRingTokenBackend:
+    """Read the keys again, after a rotation or a prune (gunicorn's SIGHUP).
+
+    The new keys are loaded before the old backend is dropped: if they cannot be loaded (a
+    damaged or unreadable file), this raises and the process keeps signing and verifying as
+    before, rather than failing every request.
+    """
+    load_token_backend()
+    token_backend.cache_clear()
+    return token_backend()
 
 
 class SumAccessToken(AccessToken):

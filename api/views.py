@@ -20,9 +20,11 @@ from rest_framework_simplejwt.views import TokenViewBase
 
 from api.authentication import BearerTokenAuthentication
 from api.exceptions import NumberTooLarge
+from api.oidc import DISCOVERY_MAX_AGE, JWKS_MAX_AGE, discovery_document
 from api.parsers import RawBody, RawJSONParser
 from api.serializers import TokenObtainSerializer, plainly_valid_subject, token_answer
 from api.summing import DocumentError, InvalidDocumentError, NumberTooLargeError, canonical_sum
+from api.tokens import token_backend
 
 
 def require_content_type(request: Request) -> None:
@@ -208,3 +210,22 @@ class HealthView(APIView):
 
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
+
+
+class OpenIDConfigurationView(APIView):
+    """GET /.well-known/openid-configuration: where the issuer's keys and token endpoint are."""
+
+    def get(self, request: Request) -> Response:
+        response = Response(discovery_document(token_backend()))
+        response["Cache-Control"] = f"public, max-age={DISCOVERY_MAX_AGE}"
+        return response
+
+
+class JWKSView(APIView):
+    """GET /.well-known/jwks.json: the public keys that verify the tokens (RFC 7517), the
+    current one first. Empty with HS256: a shared secret is never published."""
+
+    def get(self, request: Request) -> Response:
+        response = Response(token_backend().keyring.jwks())
+        response["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
+        return response

@@ -60,6 +60,8 @@ class LiveServer:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group (master and workers), so kill() can end them all at once.
+            process_group=0,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -85,9 +87,43 @@ class LiveServer:
             self.process.kill()
             self.process.wait()
 
+    def kill(self) -> None:
+        """End the master and every worker at once with SIGKILL, as a crashed machine would:
+        no graceful shutdown, requests in flight are cut off."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def reload(self, timeout: float = 30) -> None:
+        """SIGHUP, as an operator reloads after a key rotation; returns once every worker that
+        served before has been replaced and the new ones answer."""
+        assert self.process is not None
+        before = self.worker_pids()
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = self.worker_pids()
+            if workers and not workers & before:
+                requests.get(self.url + "/healthz", timeout=timeout).raise_for_status()
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"gunicorn did not replace its workers within {timeout}s:\n{self.log()}")
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `manage.py <args>` with this server's environment (so its state folder)."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def worker_pids(self) -> set[int]:
         """The master's live children: gunicorn's workers."""

@@ -30,6 +30,7 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.test import APIRequestFactory
 
 from api import authentication, summing
+from api.authentication import BearerTokenAuthentication
 from api.negotiation import ContentNegotiation
 from api.parsers import RawBody, RawJSONParser
 from api.serializers import TokenObtainSerializer, plainly_valid_subject
@@ -585,3 +586,13 @@ def test_plain_auth_skips_drf(client: Client, monkeypatch) -> None:
         "/auth", {"username": "alice", "password": "secret"}, content_type="application/json"
     )
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+
+
+def test_keys_read_again_forget_the_tokens_verified(client: Client, verified) -> None:
+    from api.tokens import reload_token_backend
+
+    assert post_sum(client, signed_token()).status_code == 200
+    assert verified._tokens
+    reload_token_backend()
+    BearerTokenAuthentication.verified_tokens()
+    assert not verified._tokens

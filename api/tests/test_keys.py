@@ -158,6 +158,15 @@ def test_key_of_the_wrong_type_for_the_algorithm(tmp_path: Path) -> None:
         load_keyring(config(tmp_path, SIGNING_KEY=p384.decode()), "ES256")
 
 
+def test_a_configured_key_file_that_is_empty_is_an_error_not_a_new_key(tmp_path: Path) -> None:
+    # The rotation commands treat a configured key as not theirs to rotate; the service must
+    # not then quietly sign with a state folder key of its own.
+    (tmp_path / "empty.pem").write_bytes(b"")
+    with pytest.raises(ImproperlyConfigured, match="signing key"):
+        load_keyring(config(tmp_path, SIGNING_KEY_FILE=str(tmp_path / "empty.pem")), "ES256")
+    assert not (tmp_path / "keys").exists()
+
+
 def test_a_public_key_cannot_sign(tmp_path: Path) -> None:
     public = public_pem(generate_private_key("ES256"))
     with pytest.raises(ImproperlyConfigured, match="must be a private key"):

@@ -4,6 +4,7 @@ independent oracle (fractions.Fraction over the stdlib's own parse)."""
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 
 import pytest
@@ -12,16 +13,18 @@ from hypothesis import strategies as st
 
 from api import summing
 from api.summing import InvalidDocumentError, NumberTooLargeError, canonical_sum
+from api.tests.examples import CONTRACT_EXAMPLES
 
 # ---------------------------------------------------------------------------------------------
 # The oracle: parse with the stdlib into exact Fractions, walk, and format the canonical text by
 # long division, sharing no code with api.summing (which never builds Fractions or a tree).
 
 
-def oracle_total(text: str) -> Fraction:
-    def refuse(name: str) -> None:
-        raise ValueError(name)
+def refuse(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")  # the stdlib accepts NaN and Infinity
 
+
+def oracle_total(text: str) -> Fraction:
     value = json.loads(text, parse_int=Fraction, parse_float=Fraction, parse_constant=refuse)
     total = Fraction(0)
     stack = [value]
@@ -67,16 +70,7 @@ def decimal_digits(number: int) -> str:
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        ("[1,2,3,4]", "10"),
-        ('{"a":6,"b":4}', "10"),
-        ("[[[2]]]", "2"),
-        ('{"a":{"b":4},"c":-2}', "2"),
-        ('{"a":[-1,1,"dark"]}', "0"),
-        ('[-1,{"a":1, "b":"light"}]', "0"),
-        ("[]", "0"),
-        ("{}", "0"),
-        ("[0.1, 0.2]", "0.3"),
-        ("[12345678901234567890123, 1]", "12345678901234567890124"),
+        *CONTRACT_EXAMPLES,
         ("[1.5, 2.5]", "4"),
         ("[4]", "4"),
         ("[4.0]", "4"),
@@ -293,13 +287,13 @@ def json_texts() -> st.SearchStrategy[str]:
     return st.recursive(scalars, containers, max_leaves=40)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_texts())
 def test_sum_matches_the_oracle(text: str) -> None:
     assert canonical_sum(text.encode()) == oracle_text(oracle_total(text))
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_texts(), st.integers(1_000, 3_000))
 def test_deep_documents_match_the_oracle(text: str, depth: int) -> None:
     # Deeper than the C parser goes, so this takes the iterative path; the oracle reads the
@@ -308,27 +302,32 @@ def test_deep_documents_match_the_oracle(text: str, depth: int) -> None:
     assert canonical_sum(wrapped.encode()) == oracle_text(oracle_total(text))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_texts(), st.data())
 def test_both_paths_accept_and_refuse_alike(text: str, data: st.DataObject) -> None:
-    """The iterative parser agrees with the stdlib's on which texts are JSON: mutate a valid
-    text (drop, insert or replace one character) and compare."""
+    """The iterative parser agrees with the stdlib's on which texts are JSON, and on their sum:
+    mutate a valid text (drop, insert or replace one character) and compare."""
     position = data.draw(st.integers(0, len(text)))
     replacement = data.draw(st.sampled_from(["", ",", "]", "}", "[", "{", ":", '"', "1", " ", "e"]))
     cut = data.draw(st.integers(0, 1))
     mutated = text[:position] + replacement + text[position + cut :]
     try:
-        expected = oracle_text(oracle_total(mutated))
-    except ValueError:  # JSONDecodeError, or NaN/Infinity which the oracle refuses too
-        expected = None
+        json.loads(mutated, parse_constant=refuse)
+        valid = True
+    except ValueError:
+        valid = False
     try:
         literals, dropped = summing._scan_iteratively(mutated)
     except json.JSONDecodeError:
-        assert expected is None, mutated
+        assert not valid, mutated
         return
-    assert expected is not None, mutated
-    counted = summing._split(summing._kept(literals, dropped))
-    assert summing._canonical_text(summing._exact_sum(*counted)) == expected
+    assert valid, mutated
+    # An inserted "e" can make an exponent in the millions, which canonical_sum refuses (422)
+    # before adding; only texts within the limits are summed here, as there.
+    if not re.search(r"[eE][-+]?0*[0-9]{5}", mutated):
+        counted = summing._split(summing._kept(literals, dropped))
+        expected = oracle_text(oracle_total(mutated))
+        assert summing._canonical_text(summing._exact_sum(*counted)) == expected
 
 
 @given(st.lists(decimal_literals(), max_size=30))

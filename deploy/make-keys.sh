@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Make the key files that deploy/compose.yaml mounts as secrets, where they are missing:
+#   signing-key.pem     a new ES256 (P-256) private key, PKCS#8 PEM: every replica signs with it
+#   previous-keys.pem   empty: keys still accepted after a rotation go here (the README's "Deploying" section)
+# Usage: deploy/make-keys.sh [DIR]   (DIR defaults to deploy/secrets, which git ignores)
+# Existing files are kept, so running it again never replaces a key in use.
+set -euo pipefail
+dir="${1:-$(cd "$(dirname "$0")" && pwd)/secrets}"
+umask 077
+mkdir -p "$dir"
+# Only you can reach the folder on the host. Docker mounts the files themselves into the
+# containers, where the service runs as uid 10001: the files must be readable by it.
+chmod 0700 "$dir"
+
+if [ ! -e "$dir/signing-key.pem" ]; then
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/signing-key.pem.new"
+    mv "$dir/signing-key.pem.new" "$dir/signing-key.pem"
+    echo "Made $dir/signing-key.pem" >&2
+fi
+if [ ! -e "$dir/previous-keys.pem" ]; then
+    : > "$dir/previous-keys.pem"
+fi
+chmod 0444 "$dir/signing-key.pem" "$dir/previous-keys.pem"

@@ -1,0 +1,260 @@
+"""Scale-out, on loopback: two instances of the service behind a real nginx, as
+deploy/compose.yaml lays it out.
+
+Two independent gunicorn masters share one configured signing key (and the environment the
+Compose file gives its replicas); nginx runs deploy/nginx.conf, with the two instances as its
+upstream. A token from /auth through nginx works on each instance; then one instance is killed
+with SIGKILL in the middle of a stream of /sum requests, and every request must still get its
+right answer: nginx passes what the dead instance cannot answer to the live one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import hashlib
+import json
+import os
+import pwd
+import random
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.deploy.deployfiles import DEPLOY, compose_environment, render_nginx_conf
+from tests.liveserver import LiveServer, free_port
+
+REQUESTS = 400  # in the stream
+THREADS = 4  # clients sending at once, so requests are in flight when the instance dies
+KILL_AFTER = REQUESTS // 3  # answers before the kill
+STREAM_SECONDS = 120  # the stream stops by then, whatever happens
+MIB = 1024 * 1024
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    assert found, "nginx is missing: ./test.sh installs it (apt-get install nginx)"
+    return found
+
+
+@dataclass
+class Nginx:
+    url: str
+    prefix: Path
+    process: subprocess.Popen
+
+    def error_log(self) -> str:
+        return (self.prefix / "error.log").read_text(errors="replace")
+
+
+def start_nginx(prefix: Path, upstream_ports: list[int]) -> Nginx:
+    port = free_port()
+    user = None
+    if os.geteuid() == 0:
+        # Workers would drop to `nobody`, who cannot use the test's private temporary folder.
+        user = f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
+    conf = render_nginx_conf(
+        (DEPLOY / "nginx.conf").read_text(), port, upstream_ports, prefix, user
+    )
+    (prefix / "nginx.conf").write_text(conf)
+    command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+    command += ["-e", str(prefix / "error.log"), "-g", "daemon off;"]
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    nginx = Nginx(f"http://127.0.0.1:{port}", prefix, process)
+    deadline = time.monotonic() + 15
+    while True:
+        assert process.poll() is None, f"nginx exited:\n{nginx.error_log()}"
+        try:
+            if requests.get(nginx.url + "/nginx-healthz", timeout=1).status_code == 200:
+                return nginx
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, f"nginx did not answer:\n{nginx.error_log()}"
+        time.sleep(0.1)
+
+
+@dataclass
+class Cluster:
+    nginx: Nginx
+    instances: list[LiveServer]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, signing_key_pem: str) -> Iterator[Cluster]:
+    """Two instances, each its own gunicorn master, behind nginx."""
+    ports = [free_port()]
+    while len(ports) < 2:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    env = compose_environment(compose, "sumservice")
+    # The key itself rather than the Compose secrets' paths; the rest as Compose sets it.
+    del env["SUMSERVICE_JWT_PRIVATE_KEY_FILE"], env["SUMSERVICE_JWT_PREVIOUS_KEYS_FILE"]
+    env["SUMSERVICE_JWT_PRIVATE_KEY"] = signing_key_pem
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    nginx = start_nginx(prefix, ports)
+    # The public address, the same on both: tokens name it as their issuer.
+    env["SUMSERVICE_ISSUER"] = nginx.url
+    try:
+        with contextlib.ExitStack() as stack:
+            workers = int(env["WEB_CONCURRENCY"])
+            instances = [
+                stack.enter_context(LiveServer(env=env, port=port, workers=workers))
+                for port in ports
+            ]
+            yield Cluster(nginx, instances)
+    finally:
+        nginx.process.terminate()
+        nginx.process.wait(timeout=15)
+
+
+def sum_request(url: str, token: str, body: bytes, session=requests) -> requests.Response:
+    return session.post(
+        url + "/sum",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=15,
+    )
+
+
+def authenticate(url: str) -> str:
+    answer = requests.post(url + "/auth", json={"username": "alice", "password": "s"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["access_token"]
+
+
+def sums_served(instance: LiveServer) -> int:
+    """The /sum requests this instance answered, from gunicorn's access log."""
+    return len(re.findall(r'"POST /sum HTTP/1\.\d" 200', instance.log()))
+
+
+def test_a_token_from_the_balancer_works_on_every_instance(cluster: Cluster):
+    token = authenticate(cluster.nginx.url)
+    for instance in cluster.instances:
+        answer = sum_request(instance.url, token, b"[1,2,3,4]")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["sha256"] == hashlib.sha256(b"10").hexdigest()
+    # And a token from one instance, directly, works through the balancer on either.
+    direct = authenticate(cluster.instances[1].url)
+    for _ in range(4):
+        assert sum_request(cluster.nginx.url, direct, b"[1]").status_code == 200
+
+
+def test_every_request_is_answered_when_an_instance_is_killed(cluster: Cluster, capsys):
+    nginx, (survivor, victim) = cluster.nginx, cluster.instances
+    token = authenticate(nginx.url)
+    rng = random.Random(5)
+    documents = []
+    for index in range(REQUESTS):
+        numbers = [rng.randint(-(10**12), 10**12) for _ in range(2000)]
+        body = json.dumps({"request": index, "numbers": numbers, "note": "42"}).encode()
+        total = str(index + sum(numbers))
+        documents.append(
+            (body, {"sha256": hashlib.sha256(total.encode()).hexdigest(), "sum": total})
+        )
+
+    lock = threading.Lock()
+    counts = {"sent": 0, "answered": 0, "failed": 0}
+    failures: list[str] = []
+    next_index = iter(range(REQUESTS))
+    kill_now = threading.Event()
+    deadline = time.monotonic() + STREAM_SECONDS
+
+    def client() -> None:
+        with requests.Session() as session:
+            while time.monotonic() < deadline:
+                with lock:
+                    index = next(next_index, None)
+                    if index is None:
+                        return
+                    counts["sent"] += 1
+                body, expected = documents[index]
+                try:
+                    answer = sum_request(nginx.url, token, body, session)
+                    right = answer.status_code == 200 and answer.json() == expected
+                    problem = f"#{index}: {answer.status_code} {answer.text[:200]}"
+                except (requests.RequestException, ValueError) as error:
+                    right, problem = False, f"#{index}: {error!r}"
+                with lock:
+                    if right:
+                        counts["answered"] += 1
+                        if counts["answered"] == KILL_AFTER:
+                            kill_now.set()
+                    else:
+                        counts["failed"] += 1
+                        failures.append(problem)
+
+    clients = [threading.Thread(target=client) for _ in range(THREADS)]
+    for thread in clients:
+        thread.start()
+    try:
+        assert kill_now.wait(timeout=STREAM_SECONDS), f"no {KILL_AFTER} answers: {failures[:5]}"
+        # Both instances had been taking part before one dies.
+        served_before = {"survivor": sums_served(survivor), "victim": sums_served(victim)}
+        victim.kill()
+        with lock:
+            sent_at_kill = counts["sent"]
+    finally:
+        for thread in clients:
+            thread.join(timeout=STREAM_SECONDS + 30)
+    with capsys.disabled():
+        print(
+            f"\nscale-out: sent {counts['sent']}, answered {counts['answered']}, "
+            f"failed {counts['failed']}; instance killed after {KILL_AFTER} answers, "
+            f"with {sent_at_kill} sent; served before the kill: {served_before}"
+        )
+    assert counts["failed"] == 0, failures[:10]
+    assert counts["sent"] == counts["answered"] == REQUESTS
+    assert served_before["survivor"] > 0 and served_before["victim"] > 0
+    assert sent_at_kill < REQUESTS, "the stream was over before the kill"
+    # The killed instance is gone (nothing listens), nginx saw it fail, the other one served on.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(victim.url + "/healthz", timeout=2)
+    assert f"127.0.0.1:{victim.port}" in nginx.error_log()
+    assert sums_served(survivor) > served_before["survivor"]
+    # The balancer spread the load before the kill: neither took almost all of it.
+    assert min(served_before.values()) >= KILL_AFTER // 10
+
+    # With no instance left, nginx answers in JSON that it is unavailable, not with HTML.
+    survivor.kill()
+    answer = sum_request(nginx.url, token, b"[1]")
+    assert answer.status_code == 503
+    assert answer.headers["Content-Type"] == "application/json"
+    assert "try again" in answer.json()["detail"]
+    assert answer.headers["Retry-After"] == "5"
+
+
+def test_the_body_size_limit_is_the_services_through_the_balancer(cluster: Cluster):
+    """The service's limit is 10 MiB: exactly 10 MiB passes nginx and is summed, one byte more
+    gets the service's own 413, and far more gets nginx's 413, in JSON too."""
+    url = cluster.nginx.url
+    token = authenticate(url)
+    count = 1_000_000
+    document = ("[" + "1," * (count - 1) + "1]").encode()
+    exactly = document + b" " * (10 * MIB - len(document))
+    assert len(exactly) == 10 * MIB
+    answer = sum_request(url, token, exactly)
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json()["sum"] == str(count)
+
+    over = sum_request(url, token, exactly + b" ")
+    assert over.status_code == 413
+    assert str(10 * MIB) in over.json()["detail"]  # the service's message names its limit
+
+    far_over = sum_request(url, token, exactly + b" " * (2 * MIB))
+    assert far_over.status_code == 413
+    assert far_over.headers["Content-Type"] == "application/json"
+    assert "size limit" in far_over.json()["detail"]
