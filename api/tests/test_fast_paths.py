@@ -22,6 +22,7 @@ from unittest import mock
 
 import jwt
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,9 +36,19 @@ from api.negotiation import ContentNegotiation
 from api.parsers import RawBody, RawJSONParser
 from api.serializers import TokenObtainSerializer, plainly_valid_subject
 from api.summing import NumberTooLargeError, canonical_sum
-from api.tests.conftest import ISSUER_AND_AUDIENCE, signed_token
 from api.tests.test_summing import decimal_literals, json_texts, oracle_text, oracle_total
 from api.tokens import token_backend
+from tests.forge import DROP, Forger
+
+
+def signed_token(claims: dict | None = None) -> str:
+    """A token the service accepts, signed with its current key, unless `claims` say otherwise."""
+    jwt_settings = django_settings.SIMPLE_JWT
+    forger = Forger(
+        token_backend().keyring.current, jwt_settings["ISSUER"], jwt_settings["AUDIENCE"]
+    )
+    return forger.token(**(claims or {}))
+
 
 # --- summing: the flat-array path ------------------------------------------------------------
 
@@ -525,11 +536,7 @@ def test_the_common_request_skips_drf(client: Client, verified, monkeypatch) -> 
 
 
 def test_a_token_without_a_subject_is_never_recognised(client: Client, verified) -> None:
-    key = token_backend().keyring.current
-    now = int(time.time())
-    claims = {**ISSUER_AND_AUDIENCE, "iat": now, "exp": now + 60, "jti": "x"}
-    claims["token_type"] = "access"
-    token = jwt.encode(claims, key.signer, algorithm=key.algorithm, headers={"kid": key.kid})
+    token = signed_token({"sub": DROP})
     for _ in range(2):
         assert post_sum(client, token).status_code == 401
     assert not verified._tokens
