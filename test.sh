@@ -2,7 +2,7 @@
 # Run the whole test suite: lint, then every test (unit, HTTP, end to end against gunicorn,
 # deployment files and the scale-out test behind nginx).
 # On a fresh machine it first creates .venv and installs the pinned test requirements, and
-# installs Debian's nginx when it is missing.
+# installs Debian's nginx and wrk (the benchmark's smoke test) when they are missing.
 # Extra arguments go to pytest, e.g. ./test.sh -k sum -x
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
@@ -13,6 +13,9 @@ ensure_venv requirements-dev.txt
 # shellcheck source=scripts/ensure-nginx.sh
 . scripts/ensure-nginx.sh
 ensure_nginx
+# shellcheck source=scripts/ensure-wrk.sh
+. scripts/ensure-wrk.sh
+ensure_wrk
 
 ruff check .
 ruff format --check .
