@@ -67,6 +67,7 @@ FULL = {
     "warmup_s": 3,
     "small_s": 5,
     "rounds": 3,
+    "quiet_s": 0.3,
     "large_warmup_s": 1,
     "large_s": 8,
     "sizes": (MIB, 10 * MIB),
@@ -79,6 +80,7 @@ QUICK = {
     "warmup_s": 0,
     "small_s": 1,
     "rounds": 1,
+    "quiet_s": 0.1,
     "large_warmup_s": 0,
     "large_s": 1,
     "sizes": (64 * 1024,),
@@ -220,12 +222,12 @@ def load(
     url = server.url + path
     if warmup_s:
         wrk(url, body_file, token, warmup_s, connections, warmup=True)
-    wait_idle(server.process.pid)
+    wait_idle(server.process.pid, cfg["quiet_s"])
     before = cpu_seconds(server.process.pid)
     result = wrk(url, body_file, token, duration, connections)
     # wrk drops the requests in flight when it stops; the server still finishes them, so their
     # CPU is counted too (at most `connections` requests: negligible for the small documents).
-    wait_idle(server.process.pid)
+    wait_idle(server.process.pid, cfg["quiet_s"])
     cpu = cpu_seconds(server.process.pid) - before
     seconds = result["duration_us"] / 1e6
     latency = result["latency_us"]
