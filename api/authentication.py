@@ -7,7 +7,6 @@ import time
 from collections import OrderedDict
 
 from django.conf import settings
-from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.settings import api_settings
@@ -111,17 +110,6 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
         if cls.verified is None:
             cls.verified = VerifiedTokens(settings.SUMSERVICE["TOKEN_CACHE_SIZE"])
         return cls.verified.bind(token_backend())
-
-    @classmethod
-    def recognised_token(cls, header: str | None) -> Token | None:
-        """The token of an Authorization header when it is `Bearer <a token verified before and
-        valid now>`, else None (and then only the full authentication can say what it is)."""
-        if not header:
-            return None
-        parts = header.encode(HTTP_HEADER_ENCODING).split()
-        if len(parts) != 2 or parts[0].lower() != cls.scheme:
-            return None
-        return cls.verified_tokens().get(parts[1], _leeway())
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'

@@ -1,11 +1,9 @@
-"""The shortcuts issue 6 added for speed give the answers of the paths they short-cut.
+"""The shortcuts taken for speed give the answers of the paths they short-cut.
 
 - summing: the flat-array path (C-made ints) and the cyclic collector paused while parsing;
 - authentication: a token verified once is recognised again, its time claims checked each time;
 - content negotiation: the common Accept headers are answered as DRF's algorithm would;
-- /auth: credentials taken without the serializer are ones the serializer accepts;
-- /sum: the body is not left on DRF's request, where reference cycles would keep it;
-- /sum and /auth: the common request, answered without DRF, gets DRF's very answer.
+- /sum: the body is not left on DRF's request, where reference cycles would keep it.
 """
 
 from __future__ import annotations
@@ -13,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
-import json
 import sys
 import time
 from datetime import UTC
 from fractions import Fraction
 from unittest import mock
 
-import jwt
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
@@ -34,7 +30,6 @@ from api import authentication, summing
 from api.authentication import BearerTokenAuthentication
 from api.negotiation import ContentNegotiation
 from api.parsers import RawBody, RawJSONParser
-from api.serializers import TokenObtainSerializer, plainly_valid_subject
 from api.summing import NumberTooLargeError, canonical_sum
 from api.tests.test_summing import decimal_literals, json_texts, oracle_text, oracle_total
 from api.tokens import token_backend
@@ -271,72 +266,6 @@ def test_negotiation_agrees_with_drf(accept: str | None, query: str) -> None:
     assert (type(ours[0]), ours[1]) == (type(drf[0]), drf[1])
 
 
-# --- /auth: plainly valid credentials skip the serializer ------------------------------------
-
-credential_values = st.one_of(
-    st.text(max_size=160),
-    st.text(alphabet=" \t\n\r\x00\x0bab", max_size=6),
-    st.text(min_size=1000, max_size=1100),
-    st.integers(),
-    st.none(),
-    st.booleans(),
-    st.lists(st.text(max_size=3), max_size=2),
-)
-
-
-@given(
-    st.one_of(
-        st.fixed_dictionaries(
-            {},
-            optional={
-                "username": credential_values,
-                "password": credential_values,
-                "extra": credential_values,
-            },
-        ),
-        st.lists(st.integers(), max_size=2),
-        st.text(max_size=5),
-    )
-)
-def test_plainly_valid_credentials_are_those_the_serializer_accepts(data) -> None:
-    subject = plainly_valid_subject(data)
-    if subject is None:
-        return  # the serializer decides, whatever it decides
-    serializer = TokenObtainSerializer(data=data)
-    assert serializer.is_valid(), serializer.errors
-    assert serializer.validated_data["access_token"]
-    assert (
-        jwt.decode(serializer.validated_data["access_token"], options={"verify_signature": False})[
-            "sub"
-        ]
-        == subject
-    )
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        {"username": "alice", "password": "secret"},
-        {"username": "  alice \t", "password": " spaced "},
-        {"username": "a" * 150, "password": "p" * 1024, "extra": 1},
-    ],
-)
-def test_common_credentials_take_the_plain_path(data) -> None:
-    assert plainly_valid_subject(data) == data["username"].strip()
-
-
-def test_plain_path_answers_like_the_serializer(client: Client) -> None:
-    response = client.post(
-        "/auth", {"username": " alice ", "password": "secret"}, content_type="application/json"
-    )
-    assert response.status_code == 200
-    assert response["Cache-Control"] == "no-store"
-    body = response.json()
-    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
-    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
-    assert claims["sub"] == "alice" and claims["token_type"] == "access" and claims["jti"]
-
-
 # --- summing: long flat arrays in pieces, the general path in batches -------------------------
 # Pieces and batches tiny, so that small documents cross many of their boundaries.
 
@@ -448,91 +377,7 @@ def test_the_view_leaves_no_body_on_the_request(client: Client, monkeypatch) -> 
     assert [body._content for body in bodies] == [b""]
 
 
-# --- /sum: the plain path answers as DRF does -------------------------------------------------
-
-
-def whole_answer(response) -> tuple:
-    # The browsable API's HTML differs between two renderings of one answer: not compared.
-    html = response["Content-Type"].startswith("text/html")
-    return response.status_code, sorted(response.items()), None if html else response.content
-
-
-DOCUMENTS = [
-    b"[1, 2, 3]",
-    b'{"a":[1,2,3,{"b":4}],"c":"x"}',
-    b'{"a": 1, "a": 2.5}',
-    b"[0.1, 0.2]",
-    b"\\u2028",
-    b'["\\u2028", 1e2]',
-    b"[1e10001]",
-    b"[1,",
-    b"",
-    b"\xff",
-    b"[NaN]",
-]
-HEADERS = [
-    {},
-    {"HTTP_ACCEPT": "*/*"},
-    {"HTTP_ACCEPT": "application/json"},
-    {"HTTP_ACCEPT": "text/html"},
-    {"HTTP_ACCEPT": "application/json; indent=2"},
-    {"CONTENT_TYPE": "application/json; charset=utf-8"},
-    {"CONTENT_TYPE": "text/plain"},
-    {"QUERY_STRING": "format=json"},
-]
-
-
-@pytest.mark.parametrize("document", DOCUMENTS)
-@pytest.mark.parametrize("headers", HEADERS)
-def test_plain_path_answers_as_drf(client: Client, monkeypatch, document, headers) -> None:
-    token = signed_token()
-    content_type = headers.get("CONTENT_TYPE", "application/json")
-    extra = {key: value for key, value in headers.items() if key != "CONTENT_TYPE"}
-
-    def answer():
-        return client.post(
-            "/sum?" + extra.pop("QUERY_STRING") if "QUERY_STRING" in extra else "/sum",
-            document,
-            content_type=content_type,
-            HTTP_AUTHORIZATION=f"Bearer {token}",
-            **extra,
-        )
-
-    monkeypatch.setattr(
-        authentication.BearerTokenAuthentication, "verified", authentication.VerifiedTokens(0)
-    )
-    through_drf = whole_answer(answer())
-    monkeypatch.setattr(
-        authentication.BearerTokenAuthentication, "verified", authentication.VerifiedTokens(8)
-    )
-    answer()  # the token is verified, and recognised from now on
-    assert whole_answer(answer()) == through_drf
-
-
-@pytest.mark.parametrize("method", ["get", "put", "patch", "delete", "options", "head"])
-def test_other_methods_go_through_drf(client: Client, verified, method) -> None:
-    token = signed_token()
-    assert post_sum(client, token).status_code == 200  # recognised from now on
-    response = getattr(client, method)("/sum", HTTP_AUTHORIZATION=f"Bearer {token}")
-    assert response.status_code == (200 if method == "options" else 405)
-
-
-def test_the_common_request_skips_drf(client: Client, verified, monkeypatch) -> None:
-    token = signed_token()
-    assert post_sum(client, token).status_code == 200
-    from rest_framework.views import APIView
-
-    def no_drf(*args, **kwargs):
-        raise AssertionError("went through DRF")
-
-    monkeypatch.setattr(APIView, "dispatch", no_drf)
-    response = post_sum(client, token)
-    assert response.json() == {
-        "sha256": "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce",
-        "sum": "3",
-    }
-    with pytest.raises(AssertionError):  # an unknown token: DRF's
-        post_sum(client, signed_token({"jti": "another"}))
+# --- /sum: the token cache keeps only tokens that name a user ---------------------------------
 
 
 def test_a_token_without_a_subject_is_never_recognised(client: Client, verified) -> None:
@@ -540,59 +385,6 @@ def test_a_token_without_a_subject_is_never_recognised(client: Client, verified)
     for _ in range(2):
         assert post_sum(client, token).status_code == 401
     assert not verified._tokens
-
-
-# --- /auth: the plain path answers as DRF does ------------------------------------------------
-
-AUTH_BODIES = [
-    b'{"username": "alice", "password": "secret"}',
-    b'{"username": "  alice ", "password": " s ", "extra": [1, {"x": null}]}',
-    b'{"username": "alice", "password": "secret", "extra": NaN}',
-    b'\xef\xbb\xbf{"username": "alice", "password": "secret"}',
-    b'{"username": "al\xff", "password": "secret"}',
-    b'{"username": "caf\xc3\xa9", "password": "secret"}',
-    b'{"username": "alice", "password": "   "}',
-    b'{"username": 5, "password": "secret"}',
-    b'{"username": "alice"}',
-    b'{"username": "' + b"a" * 151 + b'", "password": "secret"}',
-    b'{"username": "alice", "password": "secret", "username": "bob"}',
-    b'["alice", "secret"]',
-    b"[" * 100_000 + b"]" * 100_000,
-    b"",
-]
-
-
-def token_answer_shape(response) -> tuple:
-    status, headers, content = whole_answer(response)
-    if status != 200:
-        return status, headers, content
-    body = json.loads(content)
-    claims = jwt.decode(body.pop("access_token"), options={"verify_signature": False})
-    moving = ("iat", "exp", "jti")
-    return status, headers, body, {k: v for k, v in claims.items() if k not in moving}
-
-
-@pytest.mark.parametrize("body", AUTH_BODIES)
-def test_plain_auth_answers_as_drf(client: Client, body: bytes) -> None:
-    def answer(content_type: str):
-        return client.post("/auth", body, content_type=content_type)
-
-    plain = token_answer_shape(answer("application/json"))
-    through_drf = token_answer_shape(answer("application/json; charset=utf-8"))
-    assert plain == through_drf
-
-
-def test_plain_auth_skips_drf(client: Client, monkeypatch) -> None:
-    from rest_framework.views import APIView
-
-    def no_drf(*args, **kwargs):
-        raise AssertionError("went through DRF")
-
-    monkeypatch.setattr(APIView, "dispatch", no_drf)
-    response = client.post(
-        "/auth", {"username": "alice", "password": "secret"}, content_type="application/json"
-    )
-    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
 
 
 def test_keys_read_again_forget_the_tokens_verified(client: Client, verified) -> None:
