@@ -10,12 +10,10 @@ cd "$ROOT"
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
 ensure_venv requirements-dev.txt
-# shellcheck source=scripts/ensure-nginx.sh
-. scripts/ensure-nginx.sh
-ensure_nginx
-# shellcheck source=scripts/ensure-wrk.sh
-. scripts/ensure-wrk.sh
-ensure_wrk
+# shellcheck source=scripts/ensure-package.sh
+. scripts/ensure-package.sh
+ensure_package nginx nginx "the scale-out test"
+ensure_package wrk wrk "the benchmark's smoke test"
 
 ruff check .
 ruff format --check .

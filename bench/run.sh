@@ -6,9 +6,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
-# shellcheck source=scripts/ensure-wrk.sh
-. scripts/ensure-wrk.sh
-ensure_wrk
+# shellcheck source=scripts/ensure-package.sh
+. scripts/ensure-package.sh
+ensure_package wrk wrk "the benchmark"
 
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
