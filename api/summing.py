@@ -7,7 +7,7 @@ binary floating point, so `[0.1, 0.2]` sums to `0.3`. Only JSON numbers count: b
 strings (even "5") and object keys do not, and where an object repeats a key the last value wins,
 as in Python's `json` and jq.
 
-Two paths read the document, with the same result:
+Three paths read the document, with the same result:
 
 - the common one lets the stdlib's C parser find the number literals (its hooks hand each
   literal's text to `list.append`, so no float is ever made), and adds them afterwards;
