@@ -69,11 +69,6 @@ class VerifiedTokens:
                 self._tokens.popitem(last=False)
 
 
-def _leeway() -> float:
-    leeway = api_settings.LEEWAY
-    return leeway.total_seconds() if hasattr(leeway, "total_seconds") else float(leeway)
-
-
 class BearerTokenAuthentication(JWTStatelessUserAuthentication):
     """SimpleJWT's stateless authentication, accepting the scheme word in any letter case
     (RFC 7235 section 2.1: auth schemes are case-insensitive); SimpleJWT compares it exactly.
@@ -97,7 +92,7 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         verified = self.verified_tokens()
-        token = verified.get(raw_token, _leeway())
+        token = verified.get(raw_token, token_backend().get_leeway().total_seconds())
         if token is None:
             token = super().get_validated_token(raw_token)
             # Kept only when get_user will take it too: a recognised token is a user.
