@@ -105,6 +105,3 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
         if cls.verified is None:
             cls.verified = VerifiedTokens(settings.SUMSERVICE["TOKEN_CACHE_SIZE"])
         return cls.verified.bind(token_backend())
-
-    def authenticate_header(self, request) -> str:
-        return f'Bearer realm="{self.www_authenticate_realm}"'
