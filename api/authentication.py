@@ -8,8 +8,8 @@ from collections import OrderedDict
 
 from django.conf import settings
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
-from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
 from api.tokens import token_backend
@@ -96,7 +96,7 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
         if token is None:
             token = super().get_validated_token(raw_token)
             # Kept only when get_user will take it too: a recognised token is a user.
-            if api_settings.USER_ID_CLAIM in token:
+            if simplejwt_settings.api_settings.USER_ID_CLAIM in token:
                 verified.put(raw_token, token)
         return token
 

@@ -11,10 +11,12 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenBackendError
-from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from api.keys import KeyRing, load_keyring
+
+# SimpleJWT's settings are read through its module everywhere in api/, never as a name imported
+# once: SimpleJWT replaces its `api_settings` object when SIMPLE_JWT changes (override_settings).
 
 # Claims every accepted token must carry (those an OIDC ID token requires, and SimpleJWT's).
 # PyJWT checks `iss` and `aud` when they are expected, `exp`, `nbf` and `iat` only when present;
@@ -63,9 +65,6 @@ class KeyRingTokenBackend(TokenBackend):
 
 def load_token_backend() -> KeyRingTokenBackend:
     """A backend built from the settings now, reading the keys (and making the state key)."""
-    # Through the module, not a name imported once: SimpleJWT replaces its `api_settings` object
-    # when SIMPLE_JWT changes (override_settings in tests), and a copy imported earlier keeps
-    # the old values.
     jwt_settings = simplejwt_settings.api_settings
     return KeyRingTokenBackend(
         load_keyring(settings.SUMSERVICE, jwt_settings.ALGORITHM),
@@ -103,5 +102,5 @@ class SumAccessToken(AccessToken):
     @classmethod
     def for_subject(cls, subject: str) -> SumAccessToken:
         token = cls()
-        token[api_settings.USER_ID_CLAIM] = subject
+        token[simplejwt_settings.api_settings.USER_ID_CLAIM] = subject
         return token
