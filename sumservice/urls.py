@@ -11,6 +11,6 @@ urlpatterns = [
     path(JWKS_PATH, views.JWKSView.as_view(), name="jwks"),
 ]
 
-handler400 = "api.exceptions.bad_request"
-handler404 = "api.exceptions.not_found"
-handler500 = "api.exceptions.server_error"
+handler400 = "api.error_views.bad_request"
+handler404 = "api.error_views.not_found"
+handler500 = "api.error_views.server_error"
