@@ -1,8 +1,8 @@
 """Settings of the sum service.
 
-Every knob is read from the environment here, once, with a safe default; the README's
-configuration table lists them all. The service's own knobs live in the `SUMSERVICE` dict,
-namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
+Every knob is read from the environment here, once, with a safe default; the configuration
+table in docs/configuration.md lists them all. The service's own knobs live in the `SUMSERVICE`
+dict, namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
 """
 
 import os
