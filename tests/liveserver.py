@@ -78,7 +78,7 @@ class LiveServer:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
             except (requests.ConnectionError, requests.Timeout):
-                pass  # not listening yet, or no worker has loaded the application yet
+                pass  # not listening yet, or a worker still loading on a busy machine
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"gunicorn did not answer within {timeout}s:\n{self.log()}")
