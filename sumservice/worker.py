@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
+import selectors
 import socket
 
 from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
@@ -65,7 +67,8 @@ class SumProtocol(ASGIProtocol):
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
-        branch, with one change, marked below."""
+        branch, with one change, marked below. (The response that reaches max_requests
+        announces "Connection: close" itself: gunicorn's _will_close counts it.)"""
         cancelled = False
         try:
             peername = self.transport.get_extra_info("peername")
@@ -129,15 +132,15 @@ class SumProtocol(ASGIProtocol):
                 self.worker.nr += 1
 
                 # Check max_requests
-                if self.worker.nr >= self.worker.max_requests:
+                if self.worker.nr >= self.worker.max_requests and self.worker.alive:
                     self.log.info("Autorestarting worker after current request.")
                     self.worker.alive = False
-                    keepalive = False
 
                 # The one change from gunicorn's loop: a response that announced keep-alive
-                # keeps its connection even when the worker is stopping (gunicorn closes it
-                # then, and a client already sending its next request gets a reset). That next
-                # request, if it comes within the linger, is answered with "Connection: close".
+                # keeps its connection even when the worker is stopping or has reached
+                # max_requests (gunicorn closes it then, and a client already sending its
+                # next request gets a reset). That next request, if it comes within the
+                # linger, is answered with "Connection: close".
                 if not keepalive:
                     break
 
@@ -236,6 +239,29 @@ class SumProtocol(ASGIProtocol):
         self._safe_write("\r\n".join(head).encode("latin-1") + body)
 
 
+class ListenerSelector(selectors.EpollSelector):
+    """asyncio's epoll selector, registering the listening sockets with EPOLLEXCLUSIVE.
+
+    Without it every worker wakes for every new connection and whichever runs first takes it;
+    with it the kernel wakes one worker that is waiting in epoll, so a worker busy answering
+    leaves new connections to an idle one, and keep-alive connections spread over them all."""
+
+    def __init__(self, listeners: set[int]) -> None:
+        super().__init__()
+        self.listeners = listeners
+
+    def register(self, fileobj, events, data=None):
+        if selectors._fileobj_to_fd(fileobj) not in self.listeners:
+            return super().register(fileobj, events, data)
+        key = selectors._BaseSelectorImpl.register(self, fileobj, events, data)
+        try:
+            self._selector.register(key.fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        except BaseException:
+            selectors._BaseSelectorImpl.unregister(self, fileobj)
+            raise
+        return key
+
+
 class SumWorker(ASGIWorker):
     """gunicorn's asyncio worker serving connections through SumProtocol."""
 
@@ -243,6 +269,14 @@ class SumWorker(ASGIWorker):
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     _accepting = False
+
+    def _setup_event_loop(self) -> None:
+        if not hasattr(select, "EPOLLEXCLUSIVE"):
+            super()._setup_event_loop()  # not Linux: gunicorn's loop, every worker woken
+            return
+        listeners = {listener.sock.fileno() for listener in self.sockets}
+        self.loop = asyncio.SelectorEventLoop(ListenerSelector(listeners))
+        asyncio.set_event_loop(self.loop)
 
     async def _serve(self) -> None:
         """Serve every listening socket until told to stop, then stop gracefully.

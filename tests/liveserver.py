@@ -137,10 +137,13 @@ class LiveServer:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return {int(pid) for pid in children.read_text().split()}
 
-    def wait_for_workers(self, count: int, timeout: float = 30) -> set[int]:
-        """The worker pids, once `count` of them run (gunicorn boots them one after another)."""
+    def wait_for_workers(
+        self, count: int, timeout: float = 30, replacing: set[int] = frozenset()
+    ) -> set[int]:
+        """The worker pids, once `count` of them run (gunicorn boots them one after another),
+        none of them in `replacing` (workers being recycled)."""
         deadline = time.monotonic() + timeout
-        while len(workers := self.worker_pids()) < count:
+        while len(workers := self.worker_pids() - replacing) < count:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(workers)} of {count} workers after {timeout}s")
             time.sleep(0.1)

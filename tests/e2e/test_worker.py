@@ -44,6 +44,34 @@ def test_a_client_reuses_its_connection_for_many_requests(server: LiveServer) ->
     connection.close()
 
 
+def test_a_recycled_worker_resets_no_kept_alive_connection() -> None:
+    """gunicorn recycles a worker after GUNICORN_MAX_REQUESTS: its kept-alive connections are
+    told "Connection: close" on their last answer, never cut after announcing keep-alive."""
+    with LiveServer(workers=1, env={"GUNICORN_MAX_REQUESTS": "40"}) as server:
+        access_token = token(server)
+        first_worker = server.worker_pids()
+        headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}
+
+        def client(number: int) -> list[int]:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            statuses = []
+            for _ in range(10):
+                connection.request("POST", "/sum", body=f"[{number}]", headers=headers)
+                response = connection.getresponse()
+                response.read()
+                statuses.append(response.status)
+                if response.getheader("Connection") == "close":
+                    connection.close()  # http.client opens a new one for the next request
+            connection.close()
+            return statuses
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = [status for result in pool.map(client, range(16)) for status in result]
+        assert statuses == [200] * 160
+        assert "Autorestarting worker" in server.log()
+        server.wait_for_workers(1, replacing=first_worker)  # and a new one took over
+
+
 def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
     access_token = token(server)
     with connect(server) as sock:
