@@ -19,6 +19,7 @@ import pwd
 import random
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -244,3 +245,27 @@ def test_the_body_size_limit_is_the_services_through_the_balancer(cluster: Clust
     assert far_over.status_code == 413
     assert far_over.headers["Content-Type"] == "application/json"
     assert "size limit" in far_over.json()["detail"]
+
+
+def test_one_address_cannot_take_every_connection_of_the_balancer(cluster: Cluster):
+    """deploy/nginx.conf holds at most 64 connections per client address: the next one gets a
+    JSON 429, and once some close, the address is served again."""
+    nginx = cluster.nginx
+    host, port = nginx.url.removeprefix("http://").split(":")
+    held = []
+    try:
+        for _ in range(64):
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(b"POST /sum HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n[1")
+            held.append(sock)
+        time.sleep(0.5)  # nginx has read every head
+        refused = requests.get(nginx.url + "/healthz", timeout=10)
+        assert refused.status_code == 429
+        assert refused.headers["Content-Type"] == "application/json"
+        assert refused.headers["Retry-After"] == "1"
+        assert "Too many connections" in refused.json()["detail"]
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.5)
+    assert requests.get(nginx.url + "/healthz", timeout=10).status_code == 200
