@@ -10,7 +10,8 @@ ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
-ensure_venv requirements-dev.txt
+# The test requirements, and the benchmark's (its smoke test starts the Flask peer).
+ensure_venv bench/requirements.txt
 # shellcheck source=scripts/ensure-package.sh
 . scripts/ensure-package.sh
 ensure_package nginx nginx "the scale-out test"

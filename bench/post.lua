@@ -1,6 +1,7 @@
 -- wrk script for the benchmark's POSTs: the body from a file, the token from the environment.
 --   BENCH_BODY_FILE  path of the request body (JSON)
 --   BENCH_TOKEN      access token for "Authorization: Bearer ..." (optional)
+--   BENCH_CONNECTION_CLOSE  "1": send "Connection: close" (a new connection per request)
 -- At the end it prints one line, "BENCH_RESULT {json}", that bench/run.py reads.
 
 local file = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
@@ -8,6 +9,10 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_CONNECTION_CLOSE=1: a client that closes its connection after each answer.
+if os.getenv("BENCH_CONNECTION_CLOSE") == "1" then
+   wrk.headers["Connection"] = "close"
+end
 local token = os.getenv("BENCH_TOKEN")
 if token and token ~= "" then
    wrk.headers["Authorization"] = "Bearer " .. token

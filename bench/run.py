@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from api.summing import canonical_sum  # noqa: E402
+from bench import serving  # noqa: E402
 from bench.documents import KINDS, SMALL, document, reference_sum  # noqa: E402
 from tests.liveserver import LiveServer  # noqa: E402
 
@@ -613,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--out", type=Path, help="the JSON file (default bench/results/<time>)")
+    parser.add_argument(
+        "--serving-only", action="store_true", help="only the serving part (bench/serving.py)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: ./bench/run.sh installs it (apt-get install wrk)")
@@ -624,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - clock:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     clock = time.monotonic()
+    if args.serving_only:
+        return serving_only(args.quick, cfg, out, step)
     with tempfile.TemporaryDirectory(prefix="sumservice-bench-") as folder:
         step("generating documents and checking canonical_sum against a reference sum")
         docs, files = prepare_documents(cfg, Path(folder))
@@ -655,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for running in servers.values():
                 running.stop()
+        step(SERVING_STEP)
+        serving_results = serving.run(files, Path(folder), args.quick, cfg["workers"])
         ceiling = {"sum": small["ceiling", "sum"], "auth": small["ceiling", "auth"]}
         service = {
             "sum": small["service", "sum"],
@@ -691,12 +699,43 @@ def main(argv: list[str] | None = None) -> int:
         "documents": docs,
         "deep": deep,
         "memory": memory,
+        "serving": serving_results,
     }
     results["targets"] = summarise(service, ceiling, docs, memory)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     step(f"done: {out}")
     print(table(results))
+    print("\n".join(serving.table(serving_results)))
+    return 0
+
+
+SERVING_STEP = (
+    "serving: the service, the service under gunicorn's sync worker and the Flask peer;"
+    " keep-alive and closing clients, slow clients, large documents"
+)
+
+
+def serving_only(quick: bool, cfg: dict, out: Path, step) -> int:
+    """The serving part alone (bench/serving.py), with its own JSON file."""
+    with tempfile.TemporaryDirectory(prefix="sumservice-bench-") as folder:
+        files = {
+            "small": Path(folder) / "small.json",
+            "credentials": Path(folder) / "credentials.json",
+        }
+        files["small"].write_bytes(SMALL)
+        files["credentials"].write_text(json.dumps(CREDENTIALS))
+        step(SERVING_STEP)
+        results = {
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quick": quick,
+            "machine": machine(),
+            "serving": serving.run(files, Path(folder), quick, cfg["workers"]),
+        }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    step(f"done: {out}")
+    print("\n".join(serving.table(results["serving"])))
     return 0
 
 

@@ -81,3 +81,26 @@ def test_every_target_is_judged(results: dict) -> None:
     # two CPU targets, one per document, one for memory
     assert len(targets) == 2 + len(results["documents"]) + 1
     assert all(isinstance(target["met"], bool) and number(target["figure"]) for target in targets)
+
+
+@pytest.mark.parametrize("side", ["flask", "sync", "service"])
+@pytest.mark.parametrize("load", ["sum", "sum_close", "auth"])
+def test_the_serving_part_has_every_figure(results: dict, side: str, load: str) -> None:
+    figures = results["serving"]["small"][side][load]
+    assert number(figures["requests_per_s"]) and number(figures["server_cpu_ms_per_request"])
+    assert figures["errors"] == 0
+    first = figures["rounds"][0]
+    assert all(isinstance(count, int) for count in first["established_connections_by_worker"])
+    assert sum(first["answers_by_worker"]) > 0
+
+
+def test_the_serving_probes_and_targets_are_there(results: dict) -> None:
+    serving = results["serving"]
+    for side in ("flask", "service"):
+        probe = serving["slow_clients"][side]
+        assert number(probe["within_1s"]) and probe["sent"] >= 1
+    for side in ("sync", "service"):
+        assert number(serving["head_of_line"][side]["small_p50_ms"])
+        assert all(number(value) for value in serving["large_mb_per_s"][side].values())
+    assert serving["targets"]
+    assert all(isinstance(t["met"], bool) and number(t["figure"]) for t in serving["targets"])

@@ -67,6 +67,7 @@ class Probe:
 
     server: LiveServer
     access_token: str
+    timeout: float = 10
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -82,7 +83,7 @@ class Probe:
                         "Authorization": f"Bearer {self.access_token}",
                         "Content-Type": "application/json",
                     },
-                    timeout=10,
+                    timeout=self.timeout,
                 )
                 if answer.status_code != 200 or answer.json()["sum"] != "10":
                     self.failures.append(f"{answer.status_code} {answer.text[:200]}")
