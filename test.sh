@@ -2,7 +2,8 @@
 # Run the whole test suite: lint, then every test (unit, HTTP, end to end against gunicorn,
 # deployment files and the scale-out test behind nginx).
 # On a fresh machine it first creates .venv and installs the pinned test requirements, and
-# installs Debian's nginx and wrk (the benchmark's smoke test) when they are missing.
+# installs Debian's nginx and wrk (the benchmark's smoke test) when they are missing, and gcc
+# to build the summing kernel, whose tests run against it and the pure-Python path alike.
 # Extra arguments go to pytest, e.g. ./test.sh -k sum -x
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
@@ -14,6 +15,8 @@ ensure_venv requirements-dev.txt
 . scripts/ensure-package.sh
 ensure_package nginx nginx "the scale-out test"
 ensure_package wrk wrk "the benchmark's smoke test"
+ensure_package gcc gcc "the summing kernel"
+python scripts/build_kernel.py
 
 ruff check .
 ruff format --check .
