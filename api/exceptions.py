@@ -39,7 +39,8 @@ def not_found(request, exception=None) -> JsonResponse:
     return json_error(
         404,
         f"Not found: {request.path}. The endpoints are /auth, /sum, /healthz,"
-        " /.well-known/openid-configuration and /.well-known/jwks.json.",
+        " /.well-known/openid-configuration and /.well-known/jwks.json; their description is"
+        " /openapi.json.",
     )
 
 

@@ -1,8 +1,8 @@
 """Settings of the sum service.
 
-Every knob is read from the environment here, once, with a safe default; the README's
-configuration table lists them all. The service's own knobs live in the `SUMSERVICE` dict,
-namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
+Every knob is read from the environment here, once, with a safe default; the configuration
+table in docs/configuration.md lists them all. The service's own knobs live in the `SUMSERVICE`
+dict, namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
 """
 
 import os
@@ -64,6 +64,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "rest_framework",
+    # The OpenAPI schema, and Swagger UI and Redoc served from the sidecar's static files.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "api",
 ]
 
@@ -156,6 +159,37 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
     # Requests without a token have no user at all rather than Django's AnonymousUser.
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- Exploring: the OpenAPI schema, Swagger UI and Redoc (issue 10). The schema's content is
+# described in api/schema.py; these are drf-spectacular's settings.
+# Swagger UI at /docs/ and Redoc at /redoc/; false: 404 (the schema stays).
+SUMSERVICE["DOCS"] = env_bool("SUMSERVICE_DOCS", True)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "sumservice",
+    "DESCRIPTION": (
+        "Trade a username and a password for a signed JWT at `POST /auth`, then `POST` any JSON"
+        " document to `/sum` with it (`Authorization: Bearer <token>`) for the SHA-256 of the"
+        " exact sum of every number in it."
+    ),
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.0.3",
+    # The schema does not describe its own endpoint (nor the docs pages).
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.require_request_bodies",
+    ],
+    # Swagger UI and Redoc from the drf-spectacular-sidecar package: no request to a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        # Swagger UI would otherwise send the schema to validator.swagger.io for a badge.
+        "validatorUrl": None,
+    },
 }
 
 # Django refuses bodies over this when request.body is read; the middleware answers 413 first.
