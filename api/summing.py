@@ -40,6 +40,8 @@ from itertools import accumulate, compress, repeat
 from json.decoder import scanstring
 from operator import is_
 
+from api.limits import MAX_EXPONENT, MAX_NUMBER_LENGTH
+
 try:
     import _sumkernel as kernel  # api/_sumkernel.c, built into the virtualenv
 except ImportError as error:  # not built: no compiler where the service was installed
@@ -50,8 +52,6 @@ except ImportError as error:  # not built: no compiler where the service was ins
         error,
     )
 
-MAX_NUMBER_LENGTH = 10_000
-MAX_EXPONENT = 10_000
 # Limits the kernel takes; larger ones (a deliberate setting) go to the Python path.
 _KERNEL_MAX_LIMIT = 1 << 20
 

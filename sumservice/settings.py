@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from api import limits
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -112,10 +114,11 @@ LOGGING = {
 SUMSERVICE = {
     # Largest request body accepted, in bytes; one byte more answers 413.
     "MAX_BODY_BYTES": env_int("SUMSERVICE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1),
-    # Largest JSON number literal (sign, digits, point and exponent counted), and largest
-    # written exponent: bounds on the work one number can cost. Beyond them: 422.
-    "MAX_NUMBER_LENGTH": env_int("SUMSERVICE_MAX_NUMBER_LENGTH", 10_000, minimum=1),
-    "MAX_EXPONENT": env_int("SUMSERVICE_MAX_EXPONENT", 10_000, minimum=0),
+    # Longest number literal and largest written exponent (api/limits.py); beyond them: 422.
+    "MAX_NUMBER_LENGTH": env_int(
+        "SUMSERVICE_MAX_NUMBER_LENGTH", limits.MAX_NUMBER_LENGTH, minimum=1
+    ),
+    "MAX_EXPONENT": env_int("SUMSERVICE_MAX_EXPONENT", limits.MAX_EXPONENT, minimum=0),
     # Sum with the compiled kernel when it is built; off: with the pure-Python path, the
     # reference (the same answers, several times slower).
     "SUM_KERNEL": env_bool("SUMSERVICE_SUM_KERNEL", True),
@@ -156,7 +159,7 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.ContentNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "api.exception_handler.exception_handler",
     # Requests without a token have no user at all rather than Django's AnonymousUser.
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

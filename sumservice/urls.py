@@ -21,6 +21,6 @@ if settings.SUMSERVICE["DOCS"]:
         path("redoc/", schema.RedocView.as_view(url_name="schema"), name="redoc"),
     ]
 
-handler400 = "api.exceptions.bad_request"
-handler404 = "api.exceptions.not_found"
-handler500 = "api.exceptions.server_error"
+handler400 = "api.error_views.bad_request"
+handler404 = "api.error_views.not_found"
+handler500 = "api.error_views.server_error"

@@ -28,7 +28,6 @@ that, switch to ES256 or RS256 ({docs})."""
 
 
 def algorithm() -> str:
-    # Through the module: SimpleJWT replaces its settings object when SIMPLE_JWT changes.
     return simplejwt_settings.api_settings.ALGORITHM
 
 
