@@ -60,7 +60,6 @@ typedef struct {
     Bucket *buckets;
     size_t nbuckets;
     int64_t base, lo, hi;
-    int any;
 
     /* the first literal over a limit: the scan goes on, since invalid JSON answers first */
     int limit;
@@ -211,26 +210,18 @@ reach(Scan *s, int64_t exponent)
     return 0;
 }
 
-static int
+static inline int
 add(Scan *s, int negative, uint64_t significand, int64_t exponent)
 {
     if (significand == 0)
         return 0;
-    if (reach(s, exponent))
+    if ((uint64_t)(exponent - s->base) >= s->nbuckets && reach(s, exponent))
         return -1;
     Bucket *bucket = &s->buckets[exponent - s->base];
     if (negative)
         bucket->neg += significand;
     else
         bucket->pos += significand;
-    if (!s->any) {
-        s->lo = s->hi = exponent;
-        s->any = 1;
-    }
-    else if (exponent < s->lo)
-        s->lo = exponent;
-    else if (exponent > s->hi)
-        s->hi = exponent;
     return 0;
 }
 
@@ -281,10 +272,18 @@ carry_digits(const Scan *s, int negative, unsigned char *digits, size_t ndigits)
 
 /* The canonical text of the sum (malloc'd, NUL-terminated), or NULL when out of memory. */
 static char *
-canonical_text(const Scan *s)
+canonical_text(Scan *s)
 {
-    if (!s->any)
+    /* the powers of ten that were added to */
+    size_t first = 0, last = s->nbuckets;
+    while (first < s->nbuckets && s->buckets[first].pos == 0 && s->buckets[first].neg == 0)
+        first++;
+    if (first == s->nbuckets)
         return strdup("0");
+    while (s->buckets[last - 1].pos == 0 && s->buckets[last - 1].neg == 0)
+        last--;
+    s->lo = s->base + (int64_t)first;
+    s->hi = s->base + (int64_t)last - 1;
     /* 40 more digits than buckets hold any u128 carry */
     size_t ndigits = (size_t)(s->hi - s->lo + 1) + 40;
     unsigned char *plus = malloc(ndigits), *minus = malloc(ndigits);
@@ -486,33 +485,38 @@ hex4(const unsigned char *b, size_t p, uint32_t *out)
     return 0;
 }
 
-/* Any byte of the word < 0x20, '"', '\\' or >= 0x80 (may also flag bytes after a true one). */
-static inline int
-word_needs_attention(uint64_t w)
+/* The high bit of each byte of the word that is < 0x20, '"', '\\' or >= 0x80; borrows may also
+ * mark bytes after (above) a marked one, never before it, so the lowest mark is exact. */
+static inline uint64_t
+attention(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
     uint64_t hits = (w - ones * 0x20) | (quote - ones) | (backslash - ones);
-    hits &= ~w;
-    hits |= w;
-    return (hits & highs) != 0;
+    return ((hits & ~w) | w) & highs;
 }
 
 /* The string whose quote is at *pp; *pp ends after its closing quote. A key is decoded into
  * the arena (escapes resolved, surrogate pairs joined as Python's json does). */
-static int
+static inline __attribute__((always_inline)) int
 scan_string(Scan *s, size_t *pp, int is_key)
 {
     const unsigned char *b = s->buf;
     size_t n = s->len, begin = *pp, p = begin + 1, run = p;
     for (;;) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* eight bytes at a time, to the first that needs attention */
         while (n - p >= 8) {
-            uint64_t word;
+            uint64_t word, marks;
             memcpy(&word, b + p, 8);
-            if (word_needs_attention(word))
+            marks = attention(word);
+            if (marks) {
+                p += (size_t)__builtin_ctzll(marks) / 8;
                 break;
+            }
             p += 8;
         }
+#endif
         while (p < n && PLAIN[b[p]])
             p++;
         if (p >= n)
@@ -579,7 +583,47 @@ scan_string(Scan *s, size_t *pp, int is_key)
 
 /* ---- numbers --------------------------------------------------------------------------- */
 
-static int
+/* The run of digits from p, appended to *value (modulo 2^64: runs of more than 19 digits are
+ * read again by add_long); returns where it ends. Eight bytes at a time while they fit. */
+static inline size_t
+digits(const unsigned char *b, size_t p, size_t n, uint64_t *value)
+{
+    uint64_t v = *value;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (n - p >= 8) {
+        uint64_t w;
+        memcpy(&w, b + p, 8);
+        /* a byte is a digit when its high nibble is 3 and adding 6 keeps it so */
+        uint64_t other = ((w & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL) |
+                         (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^
+                          0x3030303030303030ULL);
+        unsigned count = other ? (unsigned)__builtin_ctzll(other) / 8 : 8;
+        if (count == 0)
+            break;
+        /* the digits, most significant first, in the high bytes; zeros below */
+        uint64_t d = (w - 0x3030303030303030ULL) << (8 * (8 - count) & 63);
+        d = (d * 10) + (d >> 8);
+        d = (((d & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+             (((d >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+        static const uint64_t scale[9] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+                                          10000000, 100000000};
+        v = v * scale[count] + d;
+        p += count;
+        if (count < 8) {
+            *value = v;
+            return p;
+        }
+    }
+#endif
+    while (p < n && IS_DIGIT(b[p])) {
+        v = v * 10 + (uint64_t)(b[p] - '0');
+        p++;
+    }
+    *value = v;
+    return p;
+}
+
+static inline __attribute__((always_inline)) int
 scan_number(Scan *s, size_t *pp)
 {
     const unsigned char *b = s->buf;
@@ -602,17 +646,11 @@ scan_number(Scan *s, size_t *pp)
     if (b[p] == '0')
         p++;
     else
-        while (p < n && IS_DIGIT(b[p])) {
-            significand = significand * 10 + (uint64_t)(b[p] - '0');
-            p++;
-        }
+        p = digits(b, p, n, &significand);
     size_t i1 = p, f0 = p, f1 = p;
     if (n - p >= 2 && b[p] == '.' && IS_DIGIT(b[p + 1])) {
         f0 = ++p;
-        while (p < n && IS_DIGIT(b[p])) {
-            significand = significand * 10 + (uint64_t)(b[p] - '0');
-            p++;
-        }
+        p = digits(b, p, n, &significand);
         f1 = p;
     }
     size_t e0 = 0, e1 = 0;
