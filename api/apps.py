@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 from django.conf import settings
 
@@ -7,6 +9,14 @@ class ApiConfig(AppConfig):
     verbose_name = "Sum service API"
 
     def ready(self) -> None:
+        from api import summing
+
+        if not settings.SUMSERVICE["SUM_KERNEL"]:
+            summing.use_python_path()
+        # Once per process that loads the app (gunicorn's master, before its workers fork).
+        paths = {"kernel": "the compiled kernel", "python": "the pure-Python path"}
+        logging.getLogger("api.summing").info("Summing with %s", paths[summing.backend()])
+
         engines = {database["ENGINE"] for database in settings.DATABASES.values()}
         if engines <= {"django.db.backends.dummy"}:
             # No database (Django fills in a dummy one): its per-request housekeeping would
