@@ -14,6 +14,7 @@ ensure_venv requirements-dev.txt
 . scripts/ensure-package.sh
 ensure_package nginx nginx "the scale-out test"
 ensure_package wrk wrk "the benchmark's smoke test"
+ensure_package redis-server redis-server "the rate-limit tests shared across instances"
 
 ruff check .
 ruff format --check .

@@ -12,12 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenViewBase
 
+from api import metrics
 from api.authentication import BearerTokenAuthentication
 from api.exceptions import NumberTooLarge
 from api.oidc import DISCOVERY_MAX_AGE, JWKS_MAX_AGE, discovery_document
 from api.parsers import RawBody, RawJSONParser
 from api.serializers import TokenObtainSerializer
 from api.summing import InvalidDocumentError, NumberTooLargeError, canonical_sum
+from api.throttling import AuthRateThrottle, SumRateThrottle
 from api.tokens import token_backend
 
 
@@ -34,6 +36,9 @@ class TokenObtainView(TokenViewBase):
     """POST /auth: a username and a password in, a signed access token out (OAuth 2 shape)."""
 
     serializer_class = TokenObtainSerializer
+    throttle_classes = [AuthRateThrottle]
+    # Two short strings: a larger body is refused before it is read (api.middleware).
+    max_body_bytes_setting = "AUTH_MAX_BODY_BYTES"
 
     def post(self, request: Request, *args, **kwargs) -> Response:
         require_content_type(request)
@@ -57,6 +62,7 @@ class SumView(APIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [TokenRequired]
     parser_classes = [RawJSONParser]
+    throttle_classes = [SumRateThrottle]
 
     def perform_authentication(self, request: Request) -> None:
         # A wrong method is wrong whoever sends it: 405 before authentication (and after content
@@ -70,6 +76,7 @@ class SumView(APIView):
         body = request.data
         # DRF's stand-in for an empty body is an empty dict
         document = body.take() if isinstance(body, RawBody) else b""
+        metrics.SUM_BODY_BYTES.observe(len(document))
         limits = settings.SUMSERVICE
         try:
             total = canonical_sum(

@@ -42,3 +42,15 @@ def forger(settings: Any) -> Forger:
         settings.SIMPLE_JWT["ISSUER"],
         settings.SIMPLE_JWT["AUDIENCE"],
     )
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(settings: Any, tmp_path) -> None:
+    """Each test counts its requests from zero, in a cache of its own. (The SQLite-backed one
+    gunicorn's workers share is tested where processes share it: test_throttling, tests/e2e.)"""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": str(tmp_path),
+        }
+    }
