@@ -3,7 +3,7 @@
 #   docker build -t sumservice .
 #   docker run --rm -p 8000:8000 sumservice
 #
-# The README's "Deploying" section covers keys, Docker Compose and Kubernetes. The test suite
+# docs/deploying.md covers keys, Docker Compose and Kubernetes. The test suite
 # (tests/deploy/test_image_command.py) runs this file's CMD, with its ENV, from a clean
 # virtualenv made from requirements.txt, since no Docker engine runs where the tests do.
 

@@ -1,6 +1,6 @@
 """Gunicorn's configuration for the sum service: the one file start.sh and the image both use.
 
-Every value comes from the environment (see the README's configuration table), read here once.
+Every value comes from the environment (see docs/configuration.md), read here once.
 """
 
 import os

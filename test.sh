@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole test suite: lint, then every test (unit, HTTP, end to end against gunicorn,
+# Run the whole test suite: lint, the docs site's build, then every test (unit, HTTP, end to end against gunicorn,
 # deployment files and the scale-out test behind nginx).
 # On a fresh machine it first creates .venv and installs the pinned test requirements, and
 # installs Debian's nginx and wrk (the benchmark's smoke test) when they are missing.
@@ -18,4 +18,6 @@ ensure_package redis-server redis-server "the rate-limit tests shared across ins
 
 ruff check .
 ruff format --check .
+# The docs site: a broken link or anchor, or a page left out of mkdocs.yml's nav, fails it.
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir "$ROOT/site"
 python -m pytest "$@"

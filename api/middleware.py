@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from api.exceptions import json_error
+from api.error_views import json_error
 
 # Unread body left in the socket makes the server's close a TCP reset, which clients may see
 # instead of the 413; a refused body up to this many times the limit is read and dropped first.

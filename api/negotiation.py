@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.negotiation import DefaultContentNegotiation
 
 
 class ContentNegotiation(DefaultContentNegotiation):
-    """DRF's negotiation, answering at once for the Accept headers of API clients.
+    """DRF's negotiation, answering at once for the Accept headers of API clients, and saying
+    what is missing when a body comes without a Content-Type.
 
     With no Accept header, `*/*` or exactly the first renderer's media type (JSON), and no
     `?format=` or format suffix, DRF's own algorithm picks the first renderer with its media type;
@@ -25,3 +27,12 @@ class ContentNegotiation(DefaultContentNegotiation):
         ):
             return first, first.media_type
         return super().select_renderer(request, renderers, format_suffix)
+
+    def select_parser(self, request, parsers):
+        # DRF asks only when there is a body; without a Content-Type its 415 would name "".
+        if not request.content_type:
+            raise UnsupportedMediaType(
+                media_type="",
+                detail="The request has a body but no Content-Type: send application/json.",
+            )
+        return super().select_parser(request, parsers)

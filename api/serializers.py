@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 from rest_framework.fields import empty
-from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt import settings as simplejwt_settings
 
 from api import metrics
 from api.tokens import SumAccessToken
@@ -53,8 +53,9 @@ class TokenObtainSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         token = SumAccessToken.for_subject(attrs["username"])
         metrics.TOKENS_ISSUED.inc()
+        lifetime = simplejwt_settings.api_settings.ACCESS_TOKEN_LIFETIME
         return {
             "access_token": str(token),
             "token_type": "Bearer",
-            "expires_in": int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
+            "expires_in": int(lifetime.total_seconds()),
         }

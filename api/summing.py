@@ -32,8 +32,7 @@ from itertools import accumulate, compress, repeat
 from json.decoder import scanstring
 from operator import is_
 
-MAX_NUMBER_LENGTH = 10_000
-MAX_EXPONENT = 10_000
+from api.limits import MAX_EXPONENT, MAX_NUMBER_LENGTH
 
 # Addition in this context never rounds: a result that would is an error (Inexact is trapped),
 # though with these bounds none can arise from literals that pass the limits above.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from functools import cache
 from typing import Any
 
@@ -11,10 +14,12 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenBackendError
-from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.tokens import AccessToken, Token
 
 from api.keys import KeyRing, load_keyring
+
+# SimpleJWT's settings are read through its module everywhere in api/, never as a name imported
+# once: SimpleJWT replaces its `api_settings` object when SIMPLE_JWT changes (override_settings).
 
 # Claims every accepted token must carry (those an OIDC ID token requires, and SimpleJWT's).
 # PyJWT checks `iss` and `aud` when they are expected, `exp`, `nbf` and `iat` only when present;
@@ -45,6 +50,57 @@ def claim_type_error(payload: dict[str, Any]) -> str | None:
     return None
 
 
+class VerifiedTokens:
+    """The last `size` tokens that passed every check, by their exact bytes, with the time
+    window in which they stay valid.
+
+    A token's signature, algorithm, key, issuer, audience and type depend on its bytes and the
+    token backend (its keys and settings) alone, so a token seen again needs no second ECDSA
+    verification: only its time claims are checked again, against the clock of this request.
+    Each token backend owns one, so keys read again (reload_token_backend) start an empty one.
+    A token outside its window (expired, or not yet valid) is dropped and goes through the full
+    verification, which gives the usual error. Only tokens that passed are kept, so garbage
+    cannot fill the cache, and its size is bounded (least recently used out first).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tokens: OrderedDict[bytes, tuple[Token, float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __contains__(self, raw_token: bytes) -> bool:
+        return raw_token in self._tokens
+
+    def get(self, raw_token: bytes, leeway: float) -> Token | None:
+        if not self.size:
+            return None
+        now = time.time()
+        with self._lock:
+            entry = self._tokens.get(raw_token)
+            if entry is None:
+                return None
+            token, not_before, expires = entry
+            if not_before <= now + leeway and now - leeway < expires:
+                self._tokens.move_to_end(raw_token)
+                return token
+            del self._tokens[raw_token]
+            return None
+
+    def put(self, raw_token: bytes, token: Token) -> None:
+        if not self.size:
+            return
+        payload = token.payload
+        times = [payload[claim] for claim in ("iat", "nbf") if claim in payload]
+        window = (max(times, default=float("-inf")), payload["exp"])
+        with self._lock:
+            self._tokens[raw_token] = (token, *window)
+            if len(self._tokens) > self.size:
+                self._tokens.popitem(last=False)
+
+
 class KeyRingTokenBackend(TokenBackend):
     """SimpleJWT's backend, signing with the ring's current key and verifying with the key the
     token's `kid` names, so that tokens signed before a rotation stay valid until they expire.
@@ -52,12 +108,14 @@ class KeyRingTokenBackend(TokenBackend):
     Verification still allows only the configured algorithm: `alg: none`, and HS256 tokens
     "signed" with a public key (algorithm confusion), are refused by PyJWT before any key is used.
     A token without a `kid`, or with one the ring does not hold, is refused before any signature
-    check.
+    check. It owns the cache of the tokens verified with its keys (`verified_tokens`), so a
+    backend built anew, with the keys read again, starts with an empty one.
     """
 
-    def __init__(self, keyring: KeyRing, **options: Any) -> None:
+    def __init__(self, keyring: KeyRing, *, cache_size: int = 0, **options: Any) -> None:
         super().__init__(keyring.current.algorithm, **options)
         self.keyring = keyring
+        self.verified_tokens = VerifiedTokens(cache_size)
 
     def encode(self, payload: dict[str, Any]) -> str:
         claims = {**payload, "iss": self.issuer, "aud": self.audience}
@@ -94,15 +152,13 @@ class KeyRingTokenBackend(TokenBackend):
 
 def load_token_backend() -> KeyRingTokenBackend:
     """A backend built from the settings now, reading the keys (and making the state key)."""
-    # Through the module, not a name imported once: SimpleJWT replaces its `api_settings` object
-    # when SIMPLE_JWT changes (override_settings in tests), and a copy imported earlier keeps
-    # the old values.
     jwt_settings = simplejwt_settings.api_settings
     return KeyRingTokenBackend(
         load_keyring(settings.SUMSERVICE, jwt_settings.ALGORITHM),
         audience=jwt_settings.AUDIENCE,
         issuer=jwt_settings.ISSUER,
         leeway=jwt_settings.LEEWAY,
+        cache_size=settings.SUMSERVICE["TOKEN_CACHE_SIZE"],
     )
 
 
@@ -134,5 +190,5 @@ class SumAccessToken(AccessToken):
     @classmethod
     def for_subject(cls, subject: str) -> SumAccessToken:
         token = cls()
-        token[api_settings.USER_ID_CLAIM] = subject
+        token[simplejwt_settings.api_settings.USER_ID_CLAIM] = subject
         return token

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from rest_framework.exceptions import MethodNotAllowed, ParseError, UnsupportedMediaType
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,22 +14,33 @@ from rest_framework_simplejwt.views import TokenViewBase
 
 from api import metrics
 from api.authentication import BearerTokenAuthentication
-from api.exceptions import NumberTooLarge
 from api.oidc import DISCOVERY_MAX_AGE, JWKS_MAX_AGE, discovery_document
-from api.parsers import RawBody, RawJSONParser
+from api.parsers import RawJSONParser
 from api.serializers import TokenObtainSerializer
-from api.summing import InvalidDocumentError, NumberTooLargeError, canonical_sum
+from api.summing import canonical_sum
 from api.throttling import AuthRateThrottle, SumRateThrottle
 from api.tokens import token_backend
 
 
-def require_content_type(request: Request) -> None:
-    """DRF skips parsing, and so the 415, when a body comes without a Content-Type."""
-    if int(request.META.get("CONTENT_LENGTH") or 0) and not request.content_type:
-        raise UnsupportedMediaType(
-            media_type="",
-            detail="The request has a body but no Content-Type: send application/json.",
-        )
+class RawJSONView(APIView):
+    """A view whose body is one JSON document, read as bytes by `document()`, and which
+    answers a method it does not serve with 405 before any authentication."""
+
+    parser_classes = [RawJSONParser]
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # A wrong method is wrong whoever sends it. The format is known first, so that the 405
+        # is rendered as negotiated (a browser still gets the browsable page).
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        if request.method not in self.allowed_methods:
+            raise MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+    @staticmethod
+    def document(request: Request) -> bytes:
+        """The body's bytes; b"" for no body, for which DRF runs no parser."""
+        stream = request.data  # RawJSONParser's, after the Content-Type check (415)
+        return stream.read() if request.stream is not None else b""
 
 
 class TokenObtainView(TokenViewBase):
@@ -41,7 +52,6 @@ class TokenObtainView(TokenViewBase):
     max_body_bytes_setting = "AUTH_MAX_BODY_BYTES"
 
     def post(self, request: Request, *args, **kwargs) -> Response:
-        require_content_type(request)
         response = super().post(request, *args, **kwargs)
         # RFC 6749 section 5.1: responses carrying tokens must not be cached.
         response["Cache-Control"] = "no-store"
@@ -56,38 +66,22 @@ class TokenRequired(IsAuthenticated):
         return request.method == "OPTIONS" or super().has_permission(request, view)
 
 
-class SumView(APIView):
+class SumView(RawJSONView):
     """POST /sum: any JSON document in, the SHA-256 of the exact sum of its numbers out."""
 
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [TokenRequired]
-    parser_classes = [RawJSONParser]
     throttle_classes = [SumRateThrottle]
 
-    def perform_authentication(self, request: Request) -> None:
-        # A wrong method is wrong whoever sends it: 405 before authentication (and after content
-        # negotiation, so a browser still gets the browsable page).
-        if request.method not in self.allowed_methods:
-            raise MethodNotAllowed(request.method)
-        super().perform_authentication(request)
-
     def post(self, request: Request) -> Response:
-        require_content_type(request)
-        body = request.data
-        # DRF's stand-in for an empty body is an empty dict
-        document = body.take() if isinstance(body, RawBody) else b""
+        document = self.document(request)
         metrics.SUM_BODY_BYTES.observe(len(document))
         limits = settings.SUMSERVICE
-        try:
-            total = canonical_sum(
-                document,
-                max_number_length=limits["MAX_NUMBER_LENGTH"],
-                max_exponent=limits["MAX_EXPONENT"],
-            )
-        except InvalidDocumentError as error:
-            raise ParseError(str(error)) from None
-        except NumberTooLargeError as error:
-            raise NumberTooLarge(str(error)) from None
+        total = canonical_sum(
+            document,
+            max_number_length=limits["MAX_NUMBER_LENGTH"],
+            max_exponent=limits["MAX_EXPONENT"],
+        )
         return Response({"sha256": hashlib.sha256(total.encode()).hexdigest(), "sum": total})
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make the key files that deploy/compose.yaml mounts as secrets, where they are missing:
 #   signing-key.pem     a new ES256 (P-256) private key, PKCS#8 PEM: every replica signs with it
-#   previous-keys.pem   empty: keys still accepted after a rotation go here (the README's "Deploying" section)
+#   previous-keys.pem   empty: keys still accepted after a rotation go here (docs/deploying.md)
 # Usage: deploy/make-keys.sh [DIR]   (DIR defaults to deploy/secrets, which git ignores)
 # Existing files are kept, so running it again never replaces a key in use.
 set -euo pipefail

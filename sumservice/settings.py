@@ -1,8 +1,8 @@
 """Settings of the sum service.
 
-Every knob is read from the environment here, once, with a safe default; the README's
-configuration table lists them all. The service's own knobs live in the `SUMSERVICE` dict,
-namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
+Every knob is read from the environment here, once, with a safe default; the configuration
+table in docs/configuration.md lists them all. The service's own knobs live in the `SUMSERVICE`
+dict, namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
 """
 
 import ipaddress
@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from api import limits
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -66,6 +68,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "rest_framework",
+    # The OpenAPI schema, and Swagger UI and Redoc served from the sidecar's static files.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "api",
 ]
 
@@ -111,10 +116,11 @@ LOGGING = {
 SUMSERVICE = {
     # Largest request body accepted, in bytes; one byte more answers 413.
     "MAX_BODY_BYTES": env_int("SUMSERVICE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1),
-    # Largest JSON number literal (sign, digits, point and exponent counted), and largest
-    # written exponent: bounds on the work one number can cost. Beyond them: 422.
-    "MAX_NUMBER_LENGTH": env_int("SUMSERVICE_MAX_NUMBER_LENGTH", 10_000, minimum=1),
-    "MAX_EXPONENT": env_int("SUMSERVICE_MAX_EXPONENT", 10_000, minimum=0),
+    # Longest number literal and largest written exponent (api/limits.py); beyond them: 422.
+    "MAX_NUMBER_LENGTH": env_int(
+        "SUMSERVICE_MAX_NUMBER_LENGTH", limits.MAX_NUMBER_LENGTH, minimum=1
+    ),
+    "MAX_EXPONENT": env_int("SUMSERVICE_MAX_EXPONENT", limits.MAX_EXPONENT, minimum=0),
     # Tokens each worker remembers as verified, so that a client's next requests with the same
     # token skip the signature check (time claims are still checked on every request); 0: off.
     "TOKEN_CACHE_SIZE": env_int("SUMSERVICE_TOKEN_CACHE_SIZE", 1024),
@@ -229,13 +235,44 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.ContentNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "api.exception_handler.exception_handler",
     # Requests without a token have no user at all rather than Django's AnonymousUser.
     "UNAUTHENTICATED_USER": None,
     # api.throttling's scopes; None turns one off.
     "DEFAULT_THROTTLE_RATES": {
         "auth": SUMSERVICE["AUTH_RATE"],
         "sum": SUMSERVICE["SUM_RATE"],
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- Exploring: the OpenAPI schema, Swagger UI and Redoc (issue 10). The schema's content is
+# described in api/schema.py; these are drf-spectacular's settings.
+# Swagger UI at /docs/ and Redoc at /redoc/; false: 404 (the schema stays).
+SUMSERVICE["DOCS"] = env_bool("SUMSERVICE_DOCS", True)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "sumservice",
+    "DESCRIPTION": (
+        "Trade a username and a password for a signed JWT at `POST /auth`, then `POST` any JSON"
+        " document to `/sum` with it (`Authorization: Bearer <token>`) for the SHA-256 of the"
+        " exact sum of every number in it."
+    ),
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.0.3",
+    # The schema does not describe its own endpoint (nor the docs pages).
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.require_request_bodies",
+    ],
+    # Swagger UI and Redoc from the drf-spectacular-sidecar package: no request to a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        # Swagger UI would otherwise send the schema to validator.swagger.io for a badge.
+        "validatorUrl": None,
     },
 }
 

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.urls import path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularYAMLAPIView
 
-from api import views
+from api import schema, views
 from api.oidc import DISCOVERY_PATH, JWKS_PATH
 
 urlpatterns = [
@@ -9,8 +11,16 @@ urlpatterns = [
     path("healthz", views.HealthView.as_view(), name="healthz"),
     path(DISCOVERY_PATH, views.OpenIDConfigurationView.as_view(), name="openid-configuration"),
     path(JWKS_PATH, views.JWKSView.as_view(), name="jwks"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
+    path("openapi.yaml", SpectacularYAMLAPIView.as_view(), name="schema-yaml"),
 ]
 
-handler400 = "api.exceptions.bad_request"
-handler404 = "api.exceptions.not_found"
-handler500 = "api.exceptions.server_error"
+if settings.SUMSERVICE["DOCS"]:
+    urlpatterns += [
+        path("docs/", schema.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+        path("redoc/", schema.RedocView.as_view(url_name="schema"), name="redoc"),
+    ]
+
+handler400 = "api.error_views.bad_request"
+handler404 = "api.error_views.not_found"
+handler500 = "api.error_views.server_error"

@@ -253,6 +253,7 @@ def test_commands_refuse_keys_from_the_environment(
     # It explains the procedure that does apply, and touches nothing.
     assert "SUMSERVICE_JWT_PREVIOUS_KEYS" in str(refused.value)
     assert "roll out" in str(refused.value)
+    assert "docs/tokens.md" in str(refused.value)
     assert not (state_dir / "keys").exists()
 
 

@@ -1,5 +1,5 @@
-"""The key rotation the README prescribes ("Rotating the key"), across replicas restarted one by
-one.
+"""The key rotation docs/tokens.md prescribes ("Keys from the configuration"), across replicas
+restarted one by one.
 
 1. every replica accepts the new key (SUMSERVICE_JWT_PREVIOUS_KEYS), still signing with the old;
 2. every replica signs with the new key, still accepting the old;

@@ -204,9 +204,9 @@ def test_a_reload_with_a_broken_key_keeps_serving_with_the_old_one(
 
 
 def test_rotation_of_configured_keys_across_replicas(tmp_path: Path) -> None:
-    """The procedure for keys from the environment (README, "Rotating the signing key"), on two
-    replicas sharing key files as mounted secrets: at every step, each accepts every token the
-    other issues."""
+    """The procedure for keys from the environment (docs/tokens.md, "Rotating the signing key"),
+    on two replicas sharing key files as mounted secrets: at every step, each accepts every token
+    the other issues."""
     for name in ("old", "new"):
         (tmp_path / f"{name}.pem").write_bytes(generate_private_key("ES256"))
     old, new = (load_key_file(tmp_path / f"{name}.pem", "ES256") for name in ("old", "new"))

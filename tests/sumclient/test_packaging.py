@@ -62,3 +62,12 @@ def test_pip_install_gives_the_client_without_django(tmp_path: Path) -> None:
         == "1.0.0"
     )
     assert "sum" in run(venv / "bin" / "sumclient", "--help", cwd=tmp_path)
+    # Its README is the package's long description (pip show, an index page).
+    description = run(
+        python,
+        "-c",
+        "from importlib.metadata import metadata; print(metadata('sumclient').get_payload())",
+        cwd=tmp_path,
+    )
+    assert description.startswith("# sumclient")
+    assert "SumClient(" in description

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework_simplejwt import settings as simplejwt_settings
 
 from api.keys import prune_retired_keys, retired_at, retired_key_files
-from api.management.commands._signing_keys import state_folder_keys
+from api.management.commands._signing_keys import ROTATION_DOCS, state_folder_keys
 
 
 def token_lifetime_with_leeway() -> float:
@@ -23,7 +23,8 @@ class Command(BaseCommand):
     help = (
         "Delete the state folder's signing keys retired at least the token lifetime plus "
         "leeway ago, so that no token they signed can still be valid. "
-        "Then reload gunicorn (SIGHUP) so that it stops accepting and publishing them."
+        "Then reload gunicorn (SIGHUP) so that it stops accepting and publishing them. "
+        f"The whole procedure: {ROTATION_DOCS}."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

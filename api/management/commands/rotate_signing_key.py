@@ -7,14 +7,15 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from api.keys import load_key_file, rotate_state_key
-from api.management.commands._signing_keys import algorithm, state_folder_keys
+from api.management.commands._signing_keys import ROTATION_DOCS, algorithm, state_folder_keys
 
 
 class Command(BaseCommand):
     help = (
         "Retire the state folder's signing key into keys/retired (it still verifies, and stays "
         "published, until prune_signing_keys drops it) and create a new signing key. "
-        "Then reload gunicorn (SIGHUP) so that it signs with the new key."
+        "Then reload gunicorn (SIGHUP) so that it signs with the new key. "
+        f"The whole procedure: {ROTATION_DOCS}."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -1,0 +1,27 @@
+"""Django's error views (handler400/404/500) for what never reaches a DRF view: unknown paths,
+a Host header that is not allowed, a crash. JSON like every other error, never an HTML page."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+
+
+def json_error(status_code: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status_code)
+
+
+def bad_request(request, exception=None) -> JsonResponse:
+    return json_error(400, "Bad request.")
+
+
+def not_found(request, exception=None) -> JsonResponse:
+    return json_error(
+        404,
+        f"Not found: {request.path}. The endpoints are /auth, /sum, /healthz,"
+        " /.well-known/openid-configuration and /.well-known/jwks.json; their description is"
+        " /openapi.json.",
+    )
+
+
+def server_error(request) -> JsonResponse:
+    return json_error(500, "Internal server error.")

@@ -1,0 +1,8 @@
+"""The bounds on the work one number can cost, defined once: `settings.SUMSERVICE` takes them as
+the defaults of SUMSERVICE_MAX_NUMBER_LENGTH and SUMSERVICE_MAX_EXPONENT, and `canonical_sum` as
+the defaults of its own parameters. Pure constants: imported by the settings module."""
+
+# Characters in one number literal: sign, digits, point and exponent all counted.
+MAX_NUMBER_LENGTH = 10_000
+# The written exponent (after `e`/`E`), either way.
+MAX_EXPONENT = 10_000

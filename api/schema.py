@@ -1,0 +1,426 @@
+"""The OpenAPI description of the API (drf-spectacular), and the pages that show it.
+
+The views say what they do; this module says how that looks in the schema, through
+drf-spectacular's own extension points: an OpenApiAuthenticationExtension for the Bearer scheme,
+an OpenApiViewExtension per view with its request, answers and headers, and a postprocessing
+hook. The schema is fuzzed against the running service (tests/e2e/test_schemathesis.py), so
+every status and body here is one the service really answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.views import APIView
+
+from api import views
+from api.authentication import BearerTokenAuthentication
+
+# --- Bodies ------------------------------------------------------------------------------------
+
+ERROR = {
+    "type": "object",
+    "description": "What went wrong, in words a person can act on.",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+
+# /auth's 400: DRF's `{"detail": ...}` for a body that is not JSON, or a list of messages per
+# field at fault (`non_field_errors` for a body that is not an object).
+TOKEN_REQUEST_ERRORS = {
+    "type": "object",
+    "description": (
+        "`detail` when the body is not JSON; otherwise a list of messages for each field at fault"
+        ' (`non_field_errors` when the body is not a JSON object), e.g. `{"username": ["This'
+        ' field may not be blank."]}`.'
+    ),
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    "minProperties": 1,
+}
+
+# The username is trimmed, and must then be 1 to 150 characters: it starts and ends with a
+# non-space, with at most 148 characters between. (A maxLength would count the spaces trimmed.)
+USERNAME_PATTERN = r"^\s*\S(?:[\s\S]{0,148}\S)?\s*$"
+
+TOKEN_REQUEST = {
+    "type": "object",
+    "properties": {
+        "username": {
+            "type": "string",
+            "pattern": USERNAME_PATTERN,
+            "description": (
+                "Any name: it becomes the token's subject (`sub`), trimmed of surrounding"
+                " whitespace, and must then be 1 to 150 characters."
+            ),
+            "example": "alice",
+        },
+        "password": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1024,
+            # Not only whitespace; taken as sent (not trimmed).
+            "pattern": r"\S",
+            "writeOnly": True,
+            "description": (
+                "Not checked against any store, and not kept; not empty or only whitespace."
+            ),
+            "example": "secret",
+        },
+    },
+    "required": ["username", "password"],
+}
+
+JWT_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+
+TOKEN_RESPONSE = {
+    "type": "object",
+    "description": "An OAuth 2 token response (RFC 6749 section 5.1).",
+    "properties": {
+        "access_token": {
+            "type": "string",
+            "pattern": JWT_PATTERN,
+            "description": (
+                "A signed JWT (claims `iss`, `sub`, `aud`, `iat`, `exp`, `jti`; header `kid`):"
+                " send it to `/sum` as `Authorization: Bearer <access_token>`."
+            ),
+        },
+        "token_type": {"type": "string", "enum": ["Bearer"]},
+        "expires_in": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Seconds the token stays valid.",
+        },
+    },
+    "required": ["access_token", "token_type", "expires_in"],
+}
+
+# The canonical text of a sum: an integer without leading zeros (never -0), or a decimal with
+# integer digits, a point and fraction digits without trailing zeros; never an exponent.
+SUM_PATTERN = r"^(?:0|-?[1-9][0-9]*|-?(?:0|[1-9][0-9]*)\.[0-9]*[1-9])$"
+
+SUM_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "sha256": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "SHA-256 of `sum` (its ASCII bytes), in lowercase hex.",
+        },
+        "sum": {
+            "type": "string",
+            "pattern": SUM_PATTERN,
+            "description": "The exact sum of every number in the document, in canonical form.",
+        },
+    },
+    "required": ["sha256", "sum"],
+}
+
+ANY_JSON_DOCUMENT = {
+    "description": (
+        "Any JSON document: object, array, number, string, `true`, `false` or `null`, nested to"
+        " any depth. Every number in it is summed exactly (decimal, never binary floating"
+        " point); strings, booleans, null and keys are not."
+    ),
+}
+
+HEALTH = {
+    "type": "object",
+    "properties": {"status": {"type": "string", "enum": ["ok"]}},
+    "required": ["status"],
+}
+
+OPENID_CONFIGURATION = {
+    "type": "object",
+    "description": "OpenID Provider metadata (OIDC Discovery 1.0 section 3).",
+    "properties": {
+        "issuer": {"type": "string", "description": "Exactly the tokens' `iss`."},
+        "jwks_uri": {"type": "string"},
+        "token_endpoint": {"type": "string"},
+        **{
+            name: {"type": "array", "items": {"type": "string"}}
+            for name in (
+                "id_token_signing_alg_values_supported",
+                "subject_types_supported",
+                "response_types_supported",
+                "grant_types_supported",
+                "token_endpoint_auth_methods_supported",
+                "claims_supported",
+            )
+        },
+    },
+    "required": [
+        "issuer",
+        "jwks_uri",
+        "token_endpoint",
+        "id_token_signing_alg_values_supported",
+        "subject_types_supported",
+        "response_types_supported",
+    ],
+}
+
+JWKS = {
+    "type": "object",
+    "description": (
+        "The public keys that verify the tokens (RFC 7517), the signing key first; empty with"
+        " HS256, whose shared secret is never published."
+    ),
+    "properties": {
+        "keys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "kid": {"type": "string"},
+                    "kty": {"type": "string", "enum": ["EC", "RSA"]},
+                    "alg": {"type": "string"},
+                    "use": {"type": "string", "enum": ["sig"]},
+                },
+                "required": ["kid", "kty", "alg", "use"],
+            },
+        }
+    },
+    "required": ["keys"],
+}
+
+# --- Answers -----------------------------------------------------------------------------------
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ERROR, description=description)
+
+
+NOT_ALLOWED = error("Any other method (the `Allow` header lists those there are).")
+TOO_LARGE = error("The body is over the size limit (`SUMSERVICE_MAX_BODY_BYTES`).")
+NOT_JSON = error("The body is not `application/json` (or has a body but no Content-Type).")
+THROTTLED = error("Over the rate limit; `Retry-After` says when to try again.")
+
+
+def header(name: str, description: str, statuses: list[int]) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        str,
+        OpenApiParameter.HEADER,
+        description=description,
+        response=statuses,
+        required=True,
+    )
+
+
+ALLOW = header("Allow", "The methods this path answers.", [405])
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """`Authorization: Bearer <token>`, the token from POST /auth (RFC 6750)."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+    priority = 1  # over drf-spectacular's own for SimpleJWT, which the class derives from
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The `access_token` from `POST /auth`.",
+        }
+
+
+def described(view: type[APIView], **methods: Any) -> type[APIView]:
+    """A subclass of `view` carrying the schema of its methods (drf-spectacular generates the
+    schema from it instead of the view itself; the view that serves is untouched)."""
+    return extend_schema_view(**methods)(type(view.__name__, (view,), {}))
+
+
+class TokenObtainSchema(OpenApiViewExtension):
+    target_class = views.TokenObtainView
+
+    def view_replacement(self) -> type[APIView]:
+        return described(
+            self.target_class,
+            post=extend_schema(
+                operation_id="obtain_token",
+                summary="Get an access token",
+                description=(
+                    "Trade a username and a password (not checked against any store) for a"
+                    " signed JWT, valid for `expires_in` seconds."
+                ),
+                tags=["tokens"],
+                request={"application/json": TOKEN_REQUEST},
+                responses={
+                    200: OpenApiResponse(TOKEN_RESPONSE, description="The token."),
+                    400: OpenApiResponse(
+                        TOKEN_REQUEST_ERRORS,
+                        description=(
+                            "The body is not JSON or not an object, or a field is missing, not a"
+                            " string, blank or too long."
+                        ),
+                    ),
+                    405: NOT_ALLOWED,
+                    413: TOO_LARGE,
+                    415: NOT_JSON,
+                },
+                parameters=[
+                    header("Cache-Control", "`no-store`: never cache a token.", [200]),
+                    ALLOW,
+                ],
+                examples=[
+                    OpenApiExample(
+                        "alice",
+                        value={"username": "alice", "password": "secret"},
+                        request_only=True,
+                    )
+                ],
+            ),
+        )
+
+
+class SumSchema(OpenApiViewExtension):
+    target_class = views.SumView
+
+    def view_replacement(self) -> type[APIView]:
+        return described(
+            self.target_class,
+            post=extend_schema(
+                operation_id="sum",
+                summary="Sum every number in a JSON document",
+                description=(
+                    "The exact sum of every number in the document, in canonical form, and the"
+                    " SHA-256 of that text."
+                ),
+                tags=["sum"],
+                request={"application/json": ANY_JSON_DOCUMENT},
+                responses={
+                    200: OpenApiResponse(
+                        SUM_RESPONSE,
+                        description="The sum and its hash.",
+                        examples=[
+                            OpenApiExample(
+                                "[1, 2, 3, 4]",
+                                value={
+                                    "sha256": "4a44dc15364204a80fe80e9039455cc1"
+                                    "608281820fe2b24f1e5233ade6af1dd5",
+                                    "sum": "10",
+                                },
+                            )
+                        ],
+                    ),
+                    400: error(
+                        "The body is not one valid JSON document (empty, truncated, trailing"
+                        " data, NaN or Infinity, not UTF-8)."
+                    ),
+                    401: error(
+                        "No token, another scheme, or a token that is malformed, tampered,"
+                        " expired, not yet valid, or of another key, issuer or audience."
+                    ),
+                    405: NOT_ALLOWED,
+                    413: TOO_LARGE,
+                    415: NOT_JSON,
+                    422: error(
+                        "A number literal is over `SUMSERVICE_MAX_NUMBER_LENGTH` characters, or"
+                        " its written exponent beyond `SUMSERVICE_MAX_EXPONENT`."
+                    ),
+                },
+                parameters=[
+                    header(
+                        "WWW-Authenticate",
+                        'The scheme to use (RFC 6750): `Bearer realm="sumservice"`, with'
+                        ' `error="invalid_token"` when a token was sent.',
+                        [401],
+                    ),
+                    ALLOW,
+                ],
+                examples=[OpenApiExample("numbers", value=[1, 2, 3, 4], request_only=True)],
+            ),
+        )
+
+
+class HealthSchema(OpenApiViewExtension):
+    target_class = views.HealthView
+
+    def view_replacement(self) -> type[APIView]:
+        return described(
+            self.target_class,
+            get=extend_schema(
+                operation_id="health",
+                summary="Health check",
+                description="For load balancers and container health checks.",
+                tags=["operations"],
+                responses={200: OpenApiResponse(HEALTH, description="Serving.")},
+            ),
+        )
+
+
+def cached(seconds: int) -> OpenApiParameter:
+    return header("Cache-Control", f"`public, max-age={seconds}`.", [200])
+
+
+class OpenIDConfigurationSchema(OpenApiViewExtension):
+    target_class = views.OpenIDConfigurationView
+
+    def view_replacement(self) -> type[APIView]:
+        from api.oidc import DISCOVERY_MAX_AGE
+
+        return described(
+            self.target_class,
+            get=extend_schema(
+                operation_id="openid_configuration",
+                summary="OIDC discovery document",
+                description="Where the issuer's keys and token endpoint are.",
+                tags=["tokens"],
+                responses={200: OpenApiResponse(OPENID_CONFIGURATION, description="Metadata.")},
+                parameters=[cached(DISCOVERY_MAX_AGE)],
+            ),
+        )
+
+
+class JWKSSchema(OpenApiViewExtension):
+    target_class = views.JWKSView
+
+    def view_replacement(self) -> type[APIView]:
+        from api.oidc import JWKS_MAX_AGE
+
+        return described(
+            self.target_class,
+            get=extend_schema(
+                operation_id="jwks",
+                summary="The public keys that verify tokens",
+                description="Verify a token with the key its header's `kid` names.",
+                tags=["tokens"],
+                responses={200: OpenApiResponse(JWKS, description="A JWK Set.")},
+                parameters=[cached(JWKS_MAX_AGE)],
+            ),
+        )
+
+
+def require_request_bodies(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """Every request body of this API is required (drf-spectacular marks a body described by a
+    schema rather than a serializer as optional)."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+    return result
+
+
+# --- Pages -------------------------------------------------------------------------------------
+
+
+class SwaggerView(SpectacularSwaggerView):
+    """GET /docs/: Swagger UI, its script and styles from the sidecar package, served here."""
+
+
+class RedocView(SpectacularRedocView):
+    """GET /redoc/: Redoc, from the sidecar package; the template drops drf-spectacular's
+    Google Fonts links, so that the page asks no other host for anything."""
+
+    template_name = "api/redoc.html"

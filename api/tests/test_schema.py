@@ -1,0 +1,148 @@
+"""GET /openapi.json and /openapi.yaml, and the Swagger UI and Redoc pages that show them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+from django.test import Client
+from openapi_spec_validator import validate
+
+from api.tests.conftest import post_sum
+
+CONTRACT_STATUSES = {
+    ("/auth", "post"): {"200", "400", "405", "413", "415"},
+    ("/sum", "post"): {"200", "400", "401", "405", "413", "415", "422"},
+    ("/healthz", "get"): {"200"},
+    ("/.well-known/openid-configuration", "get"): {"200"},
+    ("/.well-known/jwks.json", "get"): {"200"},
+}
+
+
+@pytest.fixture
+def schema(client: Client) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/vnd.oai.openapi+json"
+    return response.json()
+
+
+def test_the_schema_is_valid_openapi_3(schema: dict[str, Any]) -> None:
+    validate(schema)  # raises OpenAPIValidationError, naming what is wrong
+    assert schema["openapi"].startswith("3.")
+
+
+def test_the_schema_names_every_path_and_status(schema: dict[str, Any]) -> None:
+    operations = {
+        (path, method): set(operation["responses"])
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert operations == CONTRACT_STATUSES
+
+
+def test_sum_takes_a_bearer_token_and_any_json_document(schema: dict[str, Any]) -> None:
+    assert schema["components"]["securitySchemes"] == {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The `access_token` from `POST /auth`.",
+        }
+    }
+    operation = schema["paths"]["/sum"]["post"]
+    assert operation["security"] == [{"bearerAuth": []}]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"application/json"}
+    # No "type": a document of any type (object, array, number, string, boolean, null).
+    assert "type" not in body["content"]["application/json"]["schema"]
+    assert operation["responses"]["401"]["headers"]["WWW-Authenticate"]["required"] is True
+    assert operation["responses"]["405"]["headers"]["Allow"]["required"] is True
+    assert answer_schema(schema, "/sum")["required"] == ["sha256", "sum"]
+
+
+def test_the_other_endpoints_need_no_token(schema: dict[str, Any]) -> None:
+    for path in ["/auth", "/healthz", "/.well-known/openid-configuration"]:
+        for operation in schema["paths"][path].values():
+            assert operation.get("security", [{}]) == [{}]
+
+
+def test_auth_takes_two_required_non_blank_strings(schema: dict[str, Any]) -> None:
+    body = schema["paths"]["/auth"]["post"]["requestBody"]
+    assert body["required"] is True
+    request = body["content"]["application/json"]["schema"]
+    assert request["required"] == ["username", "password"]
+    username = re.compile(request["properties"]["username"]["pattern"])
+    for accepted in ["a", " alice ", "x" * 150, "  " + "x" * 150 + "\n", "a b"]:
+        assert username.search(accepted), accepted
+    for refused in ["", " ", "\t\n", "x" * 151, " " + "x" * 151]:
+        assert not username.search(refused), refused
+    password = request["properties"]["password"]
+    assert (password["minLength"], password["maxLength"]) == (1, 1024)
+    assert not re.search(password["pattern"], "   ")
+    headers = schema["paths"]["/auth"]["post"]["responses"]["200"]["headers"]
+    assert headers["Cache-Control"]["required"] is True
+    assert answer_schema(schema, "/auth")["required"] == [
+        "access_token",
+        "token_type",
+        "expires_in",
+    ]
+
+
+def answer_schema(schema: dict[str, Any], path: str) -> dict[str, Any]:
+    """The schema of the 200 answer to POST `path`."""
+    return schema["paths"][path]["post"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+
+
+def test_the_schema_patterns_match_real_answers(
+    client: Client, schema: dict[str, Any], token: str
+) -> None:
+    properties = answer_schema(schema, "/sum")["properties"]
+    for document in ["[1,2,3,4]", "[0.1, 0.2]", "[-1, 0.5]", "[]", "[1e-6]", "[-7]"]:
+        answer = post_sum(client, document, token).json()
+        for name in ("sha256", "sum"):
+            assert re.search(properties[name]["pattern"], answer[name]), (document, answer)
+    token_pattern = answer_schema(schema, "/auth")["properties"]["access_token"]["pattern"]
+    assert re.search(token_pattern, token)
+
+
+def test_the_yaml_schema_is_the_same(client: Client, schema: dict[str, Any]) -> None:
+    response = client.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi;")
+    assert yaml.safe_load(response.content) == schema
+
+
+# ---------------------------------------------------------------------------------------------
+# The pages
+
+
+def local_resources(html: str) -> list[str]:
+    """Every src and href of the page; each must be a path on this server."""
+    return re.findall(r'(?:src|href)="([^"]*)"', html)
+
+
+@pytest.mark.parametrize(
+    ("path", "marker"),
+    [("/docs/", "SwaggerUIBundle"), ("/redoc/", "redoc.standalone.js")],
+)
+def test_the_docs_pages_load_everything_from_this_server(
+    client: Client, path: str, marker: str
+) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert marker in html
+    assert '"/openapi.json"' in html
+    resources = local_resources(html)
+    assert resources
+    for url in resources:
+        assert url.startswith("/static/"), url
+        assert client.get(url).status_code == 200, url
+    assert "//" not in "".join(resources)
