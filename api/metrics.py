@@ -27,7 +27,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from api.exceptions import json_error
+from api.error_views import json_error
 
 REQUESTS = Counter(
     "sumservice_http_requests",
