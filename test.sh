@@ -2,7 +2,8 @@
 # Run the whole test suite: lint, the docs site's build, then every test (unit, HTTP, end to end against gunicorn,
 # deployment files and the scale-out test behind nginx).
 # On a fresh machine it first creates .venv and installs the pinned test requirements, and
-# installs Debian's nginx and wrk (the benchmark's smoke test) when they are missing.
+# installs Debian's nginx, wrk (the benchmark's smoke test) and chromium (the browser tests) when
+# they are missing.
 # Extra arguments go to pytest, e.g. ./test.sh -k sum -x
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
@@ -15,6 +16,7 @@ ensure_venv requirements-dev.txt
 ensure_package nginx nginx "the scale-out test"
 ensure_package wrk wrk "the benchmark's smoke test"
 ensure_package redis-server redis-server "the rate-limit tests shared across instances"
+ensure_package chromium chromium "the browser tests (tests/e2e/test_browser.py)"
 
 ruff check .
 ruff format --check .

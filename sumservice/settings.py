@@ -67,11 +67,12 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
+    # Before rest_framework: its rest_framework/api.html overrides DRF's (the token box).
+    "api",
     "rest_framework",
     # The OpenAPI schema, and Swagger UI and Redoc served from the sidecar's static files.
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "api",
 ]
 
 MIDDLEWARE = [
@@ -229,7 +230,7 @@ SIMPLE_JWT = {
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "api.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.ContentNegotiation",
@@ -261,6 +262,13 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.0.3",
     # The schema does not describe its own endpoint (nor the docs pages).
     "SERVE_INCLUDE_SCHEMA": False,
+    # In the order a newcomer uses them (urls.py's order), not alphabetical.
+    "SORT_OPERATIONS": False,
+    "TAGS": [
+        {"name": "tokens", "description": "Get a token; verify tokens elsewhere (OIDC)."},
+        {"name": "sum", "description": "Sum the numbers of a JSON document."},
+        {"name": "operations", "description": "For load balancers and orchestrators."},
+    ],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.require_request_bodies",
