@@ -10,11 +10,8 @@ from api.tokens import REQUIRED_CLAIMS, KeyRingTokenBackend
 DISCOVERY_PATH = ".well-known/openid-configuration"
 JWKS_PATH = ".well-known/jwks.json"
 
-# How long others may cache the JWK Set: 5 minutes. A key retired by a rotation stays published
-# for the token lifetime (an hour by default), far longer, so a cached set never lacks a key
-# whose tokens are still valid; a new key reaches every cache within 5 minutes (verifiers also
-# fetch again on an unknown `kid`), and a key withdrawn in an emergency stops being trusted
-# elsewhere within 5 minutes too.
+# Far shorter than the token lifetime a retired key stays published, so a cached set never lacks
+# a key whose tokens are still valid (docs/tokens.md, "GET /.well-known/jwks.json").
 JWKS_MAX_AGE = 300
 # The discovery document changes only with the configuration (a redeploy).
 DISCOVERY_MAX_AGE = 3600

@@ -21,10 +21,8 @@ from api.keys import KeyRing, load_keyring
 # SimpleJWT's settings are read through its module everywhere in api/, never as a name imported
 # once: SimpleJWT replaces its `api_settings` object when SIMPLE_JWT changes (override_settings).
 
-# Claims every accepted token must carry (those an OIDC ID token requires, and SimpleJWT's).
-# PyJWT checks `iss` and `aud` when they are expected, `exp`, `nbf` and `iat` only when present;
-# SimpleJWT insists on `exp`, `jti` and `token_type` and the stateless user on `sub`. Nothing
-# insisted on `iat`, so it is checked here, with the rest listed for the reader.
+# Claims every accepted token must carry: those an OIDC ID token requires, and SimpleJWT's.
+# PyJWT and SimpleJWT insist on all but `iat`; decode() checks the whole list.
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
 # NumericDate claims (RFC 7519 section 2): numbers of seconds, here bounded to years 1970-9999,
 # which Python's datetime (SimpleJWT's checks) can hold; PyJWT and SimpleJWT crash on others.
@@ -54,13 +52,10 @@ class VerifiedTokens:
     """The last `size` tokens that passed every check, by their exact bytes, with the time
     window in which they stay valid.
 
-    A token's signature, algorithm, key, issuer, audience and type depend on its bytes and the
-    token backend (its keys and settings) alone, so a token seen again needs no second ECDSA
-    verification: only its time claims are checked again, against the clock of this request.
-    Each token backend owns one, so keys read again (reload_token_backend) start an empty one.
-    A token outside its window (expired, or not yet valid) is dropped and goes through the full
-    verification, which gives the usual error. Only tokens that passed are kept, so garbage
-    cannot fill the cache, and its size is bounded (least recently used out first).
+    All but a token's time claims depend on its bytes and the backend's keys and settings alone,
+    so a token seen again is only checked against the clock; outside its window it is dropped
+    and verified in full, for the usual error. Only tokens that passed are kept (garbage cannot
+    fill it), the least recently used out first.
     """
 
     def __init__(self, size: int) -> None:

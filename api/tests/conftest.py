@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 
+from api.tests.utils import issue_token
 from api.tokens import token_backend
 from tests.forge import Forger
 
@@ -12,21 +15,6 @@ from tests.forge import Forger
 @pytest.fixture
 def client() -> Client:
     return Client()
-
-
-def issue_token(client: Client, username: str = "alice") -> str:
-    response = client.post(
-        "/auth", {"username": username, "password": "secret"}, content_type="application/json"
-    )
-    assert response.status_code == 200, response.content
-    return response.json()["access_token"]
-
-
-def post_sum(client: Client, body: bytes | str, token: str | None, **extra: str):
-    if token is not None:
-        extra.setdefault("HTTP_AUTHORIZATION", f"Bearer {token}")
-    extra.setdefault("content_type", "application/json")
-    return client.post("/sum", body, **extra)
 
 
 @pytest.fixture
@@ -54,3 +42,13 @@ def fresh_cache(settings: Any, tmp_path) -> None:
             "LOCATION": str(tmp_path),
         }
     }
+
+
+@pytest.fixture
+def state_dir(settings: Any, tmp_path: Path) -> Iterator[Path]:
+    """A state folder of the test's own (so its own keys) and a backend built afresh: the
+    process's backend is cached, and would otherwise outlive the settings of another test."""
+    settings.SUMSERVICE = {**settings.SUMSERVICE, "STATE_DIR": tmp_path}
+    token_backend.cache_clear()
+    yield tmp_path
+    token_backend.cache_clear()

@@ -11,7 +11,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from api import authentication, tokens
-from api.tests.conftest import post_sum
+from api.tests.utils import post_sum
 from api.tokens import VerifiedTokens, reload_token_backend, token_backend
 from tests.forge import DROP, Forger
 

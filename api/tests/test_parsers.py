@@ -9,7 +9,7 @@ from django.http.request import RawPostDataException
 from django.test import Client
 
 from api.parsers import RawJSONParser
-from api.tests.conftest import post_sum
+from api.tests.utils import post_sum
 
 # --- /sum lets go of the body ------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import yaml
 from django.test import Client
 from openapi_spec_validator import validate
 
-from api.tests.conftest import post_sum
+from api.tests.utils import post_sum
 
 CONTRACT_STATUSES = {
     ("/auth", "post"): {"200", "400", "405", "413", "415"},

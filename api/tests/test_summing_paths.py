@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from api import summing
 from api.summing import NumberTooLargeError, canonical_sum
-from api.tests.test_summing import decimal_literals, json_texts, oracle_text, oracle_total
+from api.tests.oracle import decimal_literals, json_texts, oracle_text, oracle_total
 
 # --- summing: the flat-array path ------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.test.utils import override_settings
 
-from api.tests.conftest import issue_token, post_sum
+from api.tests.utils import issue_token, post_sum
 from api.throttling import AuthRateThrottle, SlidingWindowThrottle
 
 CREDENTIALS = {"username": "alice", "password": "secret"}

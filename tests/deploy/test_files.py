@@ -13,7 +13,6 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from tests.deploy.conftest import run, tool
 from tests.deploy.deployfiles import (
     DEPLOY,
     ROOT,
@@ -24,6 +23,7 @@ from tests.deploy.deployfiles import (
     is_ignored,
     nginx_upstream_server,
 )
+from tests.utils import run, tool
 
 K8S = DEPLOY / "k8s"
 MANIFESTS = sorted(K8S.glob("*.yaml")) + [K8S / "secret.yaml.example"]

@@ -34,9 +34,9 @@ import pytest
 import requests
 
 from api.keys import load_keyring
-from tests.deploy.conftest import run
 from tests.deploy.deployfiles import DEPLOY, ROOT, Dockerfile, Stage, build_context
 from tests.liveserver import free_port
+from tests.utils import run
 
 # The PATH of the official python images, which the Dockerfile's ENV PATH extends.
 BASE_IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -15,8 +15,8 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.deploy.test_scale_out import authenticate, sum_request
 from tests.liveserver import LiveServer
+from tests.utils import get_token, post_sum
 
 
 def new_key() -> tuple[str, str]:
@@ -43,7 +43,7 @@ def replica(signing: str, previous: str = "") -> LiveServer:
 
 
 def accepts(server: LiveServer, token: str) -> bool:
-    status = sum_request(server.url, token, b"[1, 2]").status_code
+    status = post_sum(server, b"[1, 2]", token, timeout=15).status_code
     assert status in (200, 401), status
     return status == 200
 
@@ -57,11 +57,11 @@ def test_replicas_mid_rotation_accept_each_others_tokens():
         replica(new, previous=old_public) as step2,
         replica(new) as step3,
     ):
-        from_step1, from_step2 = authenticate(step1.url), authenticate(step2.url)
+        from_step1, from_step2 = get_token(step1), get_token(step2)
         # Mid-rotation, in both directions.
         assert accepts(step2, from_step1) and accepts(step1, from_step2)
         # Old tokens stay good through step 2; the new key was accepted before it signed.
-        assert accepts(step1, authenticate(step0.url)) and accepts(step2, authenticate(step0.url))
+        assert accepts(step1, get_token(step0)) and accepts(step2, get_token(step0))
         # Skipping step 1: a replica still at step 0 refuses the new key's tokens.
         assert not accepts(step0, from_step2)
         # Step 3 is for after the lifetime: by then no token of the old key is still valid.

@@ -32,6 +32,7 @@ import yaml
 
 from tests.deploy.deployfiles import DEPLOY, compose_environment, render_nginx_conf
 from tests.liveserver import LiveServer, free_port
+from tests.utils import get_token, post_sum
 
 REQUESTS = 400  # in the stream
 THREADS = 4  # clients sending at once, so requests are in flight when the instance dies
@@ -121,41 +122,26 @@ def cluster(tmp_path: Path, signing_key_pem: str) -> Iterator[Cluster]:
         nginx.process.wait(timeout=15)
 
 
-def sum_request(url: str, token: str, body: bytes, session=requests) -> requests.Response:
-    return session.post(
-        url + "/sum",
-        data=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        timeout=15,
-    )
-
-
-def authenticate(url: str) -> str:
-    answer = requests.post(url + "/auth", json={"username": "alice", "password": "s"}, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["access_token"]
-
-
 def sums_served(instance: LiveServer) -> int:
     """The /sum requests this instance answered, from gunicorn's access log."""
     return len(re.findall(r'"POST /sum HTTP/1\.\d" 200', instance.log()))
 
 
 def test_a_token_from_the_balancer_works_on_every_instance(cluster: Cluster):
-    token = authenticate(cluster.nginx.url)
+    token = get_token(cluster.nginx)
     for instance in cluster.instances:
-        answer = sum_request(instance.url, token, b"[1,2,3,4]")
+        answer = post_sum(instance, b"[1,2,3,4]", token, timeout=15)
         assert answer.status_code == 200, answer.text
         assert answer.json()["sha256"] == hashlib.sha256(b"10").hexdigest()
     # And a token from one instance, directly, works through the balancer on either.
-    direct = authenticate(cluster.instances[1].url)
+    direct = get_token(cluster.instances[1])
     for _ in range(4):
-        assert sum_request(cluster.nginx.url, direct, b"[1]").status_code == 200
+        assert post_sum(cluster.nginx, b"[1]", direct, timeout=15).status_code == 200
 
 
 def test_every_request_is_answered_when_an_instance_is_killed(cluster: Cluster, capsys):
     nginx, (survivor, victim) = cluster.nginx, cluster.instances
-    token = authenticate(nginx.url)
+    token = get_token(nginx)
     rng = random.Random(5)
     documents = []
     for index in range(REQUESTS):
@@ -183,7 +169,7 @@ def test_every_request_is_answered_when_an_instance_is_killed(cluster: Cluster, 
                     counts["sent"] += 1
                 body, expected = documents[index]
                 try:
-                    answer = sum_request(nginx.url, token, body, session)
+                    answer = post_sum(nginx, body, token, session, timeout=15)
                     right = answer.status_code == 200 and answer.json() == expected
                     problem = f"#{index}: {answer.status_code} {answer.text[:200]}"
                 except (requests.RequestException, ValueError) as error:
@@ -230,7 +216,7 @@ def test_every_request_is_answered_when_an_instance_is_killed(cluster: Cluster, 
 
     # With no instance left, nginx answers in JSON that it is unavailable, not with HTML.
     survivor.kill()
-    answer = sum_request(nginx.url, token, b"[1]")
+    answer = post_sum(nginx, b"[1]", token, timeout=15)
     assert answer.status_code == 503
     assert answer.headers["Content-Type"] == "application/json"
     assert "try again" in answer.json()["detail"]
@@ -240,21 +226,21 @@ def test_every_request_is_answered_when_an_instance_is_killed(cluster: Cluster, 
 def test_the_body_size_limit_is_the_services_through_the_balancer(cluster: Cluster):
     """The service's limit is 10 MiB: exactly 10 MiB passes nginx and is summed, one byte more
     gets the service's own 413, and far more gets nginx's 413, in JSON too."""
-    url = cluster.nginx.url
-    token = authenticate(url)
+    nginx = cluster.nginx
+    token = get_token(nginx)
     count = 1_000_000
     document = ("[" + "1," * (count - 1) + "1]").encode()
     exactly = document + b" " * (10 * MIB - len(document))
     assert len(exactly) == 10 * MIB
-    answer = sum_request(url, token, exactly)
+    answer = post_sum(nginx, exactly, token, timeout=15)
     assert answer.status_code == 200, answer.text[:300]
     assert answer.json()["sum"] == str(count)
 
-    over = sum_request(url, token, exactly + b" ")
+    over = post_sum(nginx, exactly + b" ", token, timeout=15)
     assert over.status_code == 413
     assert str(10 * MIB) in over.json()["detail"]  # the service's message names its limit
 
-    far_over = sum_request(url, token, exactly + b" " * (2 * MIB))
+    far_over = post_sum(nginx, exactly + b" " * (2 * MIB), token, timeout=15)
     assert far_over.status_code == 413
     assert far_over.headers["Content-Type"] == "application/json"
     assert "size limit" in far_over.json()["detail"]

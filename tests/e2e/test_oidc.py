@@ -17,9 +17,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from api.keys import generate_private_key, load_key_file
-from tests.e2e.test_service import get_token, pids_that_answered, post_sum
 from tests.forge import ATTACKS, Forger, public_pem, unverified_part
 from tests.liveserver import LiveServer
+from tests.utils import get_token, pids_that_answered, post_sum
 
 TIMEOUT = 10
 

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.e2e.test_service import pids_that_answered, post_sum
 from tests.liveserver import LiveServer
 from tests.redisserver import RedisServer
+from tests.utils import pids_that_answered, post_sum
 
 CREDENTIALS = {"username": "alice", "password": "secret"}
 

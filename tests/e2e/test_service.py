@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 from tests.liveserver import LiveServer
+from tests.utils import get_token, pids_that_answered, post_sum, sha256
 
 LIMIT = 10 * 1024 * 1024
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def get_token(server: LiveServer, username: str = "alice") -> str:
-    response = requests.post(
-        server.url + "/auth", json={"username": username, "password": "secret"}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    assert response.headers["Cache-Control"] == "no-store"
-    return response.json()["access_token"]
-
-
-def post_sum(server: LiveServer, body: bytes, token: str) -> requests.Response:
-    return requests.post(
-        server.url + "/sum",
-        data=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        timeout=60,
-    )
-
-
-def pids_that_answered(server: LiveServer, path: str) -> set[int]:
-    return {
-        int(pid) for pid in re.findall(rf'"POST {path} [^"]*" 200 .* pid=<(\d+)>', server.log())
-    }
 
 
 def test_one_token_is_accepted_by_every_worker(server: LiveServer) -> None:
@@ -81,8 +52,9 @@ def test_nasty_inputs_get_their_answer_and_every_worker_survives(
         (b"[" * depth + b"1" + b"]" * depth, 200, "1"),
         (b"[7]" + b" " * (LIMIT - 3), 200, "7"),  # exactly the limit
         (b"[7]" + b" " * (LIMIT - 2), 413, "limit is 10485760 bytes"),
-        (b"[" + b"9" * 10_001 + b"]", 422, "limit is 10000"),
-        (b"[1e10001]", 422, "limit is ±10000"),
+        # The 422's message is tested where it is made (api/tests/test_summing.py).
+        (b"[" + b"9" * 10_001 + b"]", 422, None),
+        (b"[1e10001]", 422, None),
         (b'["\xff\xfe"]', 400, "not UTF-8"),
         (b"[1, 2", 400, "Invalid JSON"),
         (b"[NaN]", 400, "NaN is not a JSON number"),
@@ -94,7 +66,8 @@ def test_nasty_inputs_get_their_answer_and_every_worker_survives(
         if status == 200:
             assert response.json() == {"sha256": sha256(expected), "sum": expected}
         else:
-            assert expected in response.json()["detail"]
+            detail = response.json()["detail"]
+            assert detail and (expected is None or expected in detail), detail
     # No worker died or was replaced, and all of them still answer.
     assert server.worker_pids() == workers
     for _ in range(10):

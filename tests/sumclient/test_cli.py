@@ -14,7 +14,7 @@ import requests
 
 from sumclient import SumClient, cli
 
-from .conftest import HASH_OF_10, FakeService
+from .fakeservice import HASH_OF_10, FakeService
 
 DOCUMENT = b'{"a": 6,\n "b": 4, "b": 4}\n'  # sent as is: spacing and the repeated key stay
 

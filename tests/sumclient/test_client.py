@@ -17,7 +17,7 @@ from sumclient import (
     TransportError,
 )
 
-from .conftest import BASE_URL, HASH_OF_10, FakeService
+from .fakeservice import BASE_URL, HASH_OF_10, FakeService
 
 
 def test_authenticate_posts_the_credentials_and_returns_the_token(

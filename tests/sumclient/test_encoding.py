@@ -11,7 +11,7 @@ import pytest
 
 from sumclient import InvalidDocumentError, SumClient, SumClientError
 
-from .conftest import FakeService
+from .fakeservice import FakeService
 
 
 def sent_body(sum_client: SumClient, service: FakeService, document: object) -> bytes:

@@ -16,8 +16,9 @@ import requests
 
 from sumclient import AuthenticationError, BadRequestError, SumClient
 from tests.liveserver import ROOT, LiveServer
+from tests.utils import post_sum
 
-from .conftest import HASH_OF_10
+from .fakeservice import HASH_OF_10
 
 
 def sha256(text: str) -> str:
@@ -157,12 +158,7 @@ def test_an_empty_username_raises_bad_request_naming_the_field(server: LiveServe
 
 def servers_detail(server: LiveServer, token: str, body: bytes) -> str:
     """What the server itself says to this body, asked without the client."""
-    answer = requests.post(
-        f"{server.url}/sum",
-        data=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    return answer.json()["detail"]
+    return post_sum(server, body, token).json()["detail"]
 
 
 def test_invalid_json_raises_bad_request_400(server: LiveServer, alice: SumClient) -> None:
@@ -187,7 +183,6 @@ def test_a_number_over_10000_characters_raises_bad_request_422(
 
     assert caught.value.status_code == 422
     assert caught.value.detail == servers_detail(server, alice.token, body)
-    assert "10000" in caught.value.detail
 
 
 def test_a_body_over_the_size_limit_raises_bad_request_413(alice: SumClient) -> None:

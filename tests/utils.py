@@ -1,0 +1,66 @@
+"""Helpers the tests of real processes share: requests to a running service, its log, tools."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+class Served(Protocol):
+    """A running service, or a balancer in front of some: anything answering at `url`."""
+
+    url: str
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def get_token(server: Served, username: str = "alice") -> str:
+    response = requests.post(
+        server.url + "/auth", json={"username": username, "password": "secret"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.json()["access_token"]
+
+
+def post_sum(
+    server: Served, body: bytes, token: str, session=requests, timeout: float = 60
+) -> requests.Response:
+    return session.post(
+        server.url + "/sum",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=timeout,
+    )
+
+
+def pids_that_answered(server, path: str) -> set[int]:
+    """The workers of a LiveServer that answered `path` with 200, from its access log."""
+    return {
+        int(pid) for pid in re.findall(rf'"POST {path} [^"]*" 200 .* pid=<(\d+)>', server.log())
+    }
+
+
+def tool(name: str) -> str:
+    """A command-line tool from the test requirements: beside this Python, else on PATH."""
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    assert found, f"{name} is missing: pip install -r requirements-dev.txt (./test.sh does)"
+    return found
+
+
+def run(*command: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
