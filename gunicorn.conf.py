@@ -4,19 +4,35 @@ Every value comes from the environment (see docs/configuration.md), read here on
 """
 
 import os
-import socket
-import struct
+
+from sumservice.worker import SumWorker
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Summing is CPU-bound, so workers are processes: gunicorn's rule of thumb, 2 per core + 1.
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
-wsgi_app = "sumservice.wsgi:application"
 
-# The largest body (10 MiB) takes well under a second; a worker stuck past this is restarted.
+# gunicorn's asyncio worker (sumservice/worker.py): it reads requests in its event loop, so slow
+# and idle clients cost a socket, not a worker; the Django application runs on each whole
+# request (sumservice/asgi.py). docs/performance.md has the alternatives measured.
+worker_class = SumWorker
+wsgi_app = "sumservice.asgi:application"
+asgi_lifespan = "off"
+
+# Connections one worker holds at most (idle, slow and busy alike); one more gets a JSON 503.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+# Seconds an idle kept-alive connection stays open for its next request.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# Seconds a new connection has to send its whole request head, and a request to send its whole
+# body once its head is in; past them it gets a JSON 408 and is closed. 0 turns one off.
+SumWorker.header_timeout = float(os.environ.get("GUNICORN_HEADER_TIMEOUT", "10"))
+SumWorker.body_timeout = float(os.environ.get("GUNICORN_BODY_TIMEOUT", "60"))
+
+# A worker whose event loop is stuck past this is restarted (the largest body sums in well under
+# a second, in a thread that leaves the loop free).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-# On SIGTERM (docker stop, a rolling update) requests in flight get this long to finish.
+# On SIGTERM (docker stop, a rolling update) the workers stop accepting, take what waits in the
+# listen queue, and answer every request on their connections within this many seconds.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = 5
 # Recycle workers now and then, staggered, so no slow leak can grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = max_requests // 10
@@ -106,39 +122,10 @@ def on_reload(server):
     )
 
 
-# A worker that dies in the middle of a response (SIGKILL, the OOM killer, a node lost) must not
-# leave a proxy holding the response's head without its body: the proxy has passed the head on
-# to the client, so it can neither finish the answer nor send the request to another replica.
-# gunicorn writes the head and the body with separate sends, so each response is held in the
-# kernel (TCP_CORK) until it is complete, and until then the connection is set to be reset, not
-# closed, if the process dies (SO_LINGER 0 s drops unsent data): the proxy sees a failed attempt
-# with nothing received, and nginx (proxy_next_upstream) sends the request to another replica.
-# Linux only (TCP_CORK); elsewhere gunicorn's defaults apply.
-_RESET_IF_CLOSED = struct.pack("ii", 1, 0)
-_CLOSE_NORMALLY = struct.pack("ii", 0, 0)
-
-
-def _hold_response(sock, hold: bool) -> None:
-    try:
-        if hold:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_IF_CLOSED)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-        else:
-            # Close normally first, then send: from here on a death still delivers it all.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _CLOSE_NORMALLY)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
-    except OSError:
-        pass  # the client is gone already
-
-
-if hasattr(socket, "TCP_CORK"):
-
-    def pre_request(worker, req):
-        worker.log.debug("%s %s", req.method, req.path)
-        _hold_response(req.unreader.sock, True)
-
-    def post_request(worker, req, environ, resp):
-        _hold_response(req.unreader.sock, False)
+# A worker that dies (SIGKILL, the OOM killer, a node lost) must not leave a proxy holding a
+# response's head without its body: the proxy could neither finish the answer nor send the
+# request to another replica. SumWorker writes each response, head and body, in one send, so a
+# proxy gets a whole response or nothing, and nginx (proxy_next_upstream) retries the latter.
 
 
 def post_worker_init(worker):

@@ -135,6 +135,11 @@ SUMSERVICE = {
     "PREVIOUS_KEYS_FILE": os.environ.get("SUMSERVICE_JWT_PREVIOUS_KEYS_FILE", ""),
     # The shared secret, used only when SUMSERVICE_JWT_ALGORITHM is HS256.
     "HMAC_SECRET": os.environ.get("SUMSERVICE_JWT_SECRET", ""),
+    # Serving (sumservice/asgi.py): a request whose body is at most this many bytes runs in the
+    # worker's event loop; a larger one runs in one of the worker's threads for large requests,
+    # so that the loop keeps answering the others meanwhile.
+    "INLINE_BODY_BYTES": env_int("SUMSERVICE_INLINE_BODY_BYTES", 64 * 1024),
+    "LARGE_REQUEST_THREADS": env_int("SUMSERVICE_LARGE_REQUEST_THREADS", 2, minimum=1),
 }
 
 # --- Operating: rate limits, the cache that counts them, trusted proxies, /auth's body limit,

@@ -33,10 +33,13 @@ class LiveServer:
     def __init__(
         self,
         env: dict[str, str] | None = None,
-        workers: int = 2,
+        workers: int | None = 2,
         state_dir: str | Path | None = None,
         port: int | None = None,
+        command: list[str] | None = None,
     ) -> None:
+        """`workers=None` leaves the count to gunicorn.conf.py's default; `command` replaces
+        the gunicorn command, e.g. with ["./start.sh"] to serve exactly as a newcomer does."""
         self._tempdir = tempfile.TemporaryDirectory(prefix="sumservice-")
         self.state_dir = Path(state_dir or self._tempdir.name)
         self.port = port or free_port()
@@ -50,12 +53,15 @@ class LiveServer:
             "SUMSERVICE_STATE_DIR": str(self.state_dir),
             **(env or {}),
         }
+        if workers is None:
+            del self.env["WEB_CONCURRENCY"]
+        self.command = command or [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> LiveServer:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            self.command,
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -130,6 +136,15 @@ class LiveServer:
         assert self.process is not None
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return {int(pid) for pid in children.read_text().split()}
+
+    def wait_for_workers(self, count: int, timeout: float = 30) -> set[int]:
+        """The worker pids, once `count` of them run (gunicorn boots them one after another)."""
+        deadline = time.monotonic() + timeout
+        while len(workers := self.worker_pids()) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(workers)} of {count} workers after {timeout}s")
+            time.sleep(0.1)
+        return workers
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

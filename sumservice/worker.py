@@ -1,0 +1,332 @@
+"""The gunicorn worker the service runs: gunicorn's asyncio (`asgi`) worker, made to hold up
+against slow, idle and hostile clients on its own, with nothing in front.
+
+On top of gunicorn's worker it adds, through its override points (the protocol's error
+response and parser callbacks, the worker's serve and shutdown steps):
+
+- refusals as JSON: what gunicorn answers itself (400, 414, 431, 501...) has the service's
+  `{"detail": ...}` body, as every other error does;
+- a header timeout (a connection that has not sent a whole request head in time gets 408) and
+  a body timeout (likewise for the body), beside gunicorn's keep-alive timeout;
+- a limit on the connections a worker holds (`worker_connections`): one more gets 503;
+- a graceful stop that also serves the connections waiting in the listen queue: on SIGTERM the
+  worker accepts what is queued before it closes its listening socket, then answers every
+  request on every connection it holds (gunicorn's own drain), within the graceful timeout.
+
+The timeouts are class attributes that gunicorn.conf.py sets from the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+
+from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers.gasgi import ASGIWorker
+
+# How long a stopping worker keeps an idle kept-alive connection open for a request the client
+# may be sending already (gunicorn's gthread worker does the same).
+STOP_KEEPALIVE_LINGER = 2.0
+
+
+class SumProtocol(ASGIProtocol):
+    """One HTTP/1.1 connection, as gunicorn's protocol serves it, with timeouts and JSON errors."""
+
+    def __init__(self, worker: SumWorker) -> None:
+        super().__init__(worker)
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)
+        worker = self.worker
+        if worker.nr_conns > worker.worker_connections:
+            self._refuse(
+                503,
+                f"This worker holds its {worker.worker_connections} connections; try again.",
+                [("Retry-After", "1")],
+            )
+            return
+        self._set_deadline(worker.header_timeout, "headers")
+
+    def _on_headers_complete(self):
+        self._set_deadline(self.worker.body_timeout, "body")
+        return super()._on_headers_complete()
+
+    def _on_message_complete(self) -> None:
+        self._clear_deadline()
+        super()._on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._clear_deadline()
+        super().connection_lost(exc)
+
+    async def _handle_connection(self):
+        """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
+        branch, with one change, marked below."""
+        cancelled = False
+        try:
+            peername = self.transport.get_extra_info("peername")
+            sockname = self.transport.get_extra_info("sockname")
+
+            effective_peer = None
+            while not self._closed:
+                self.req_count += 1
+
+                # Wait for headers to be parsed (callback sets the event and _current_request)
+                # Don't clear if request already arrived (data_received ran before us)
+                if not self._request_ready.is_set():
+                    # Arm the keepalive timer while we wait for the next
+                    # request to become available. While an application
+                    # call is still running the connection is not idle;
+                    # _finishing_call_done arms it once the last one ends.
+                    if self.req_count > 1 and not self._finishing_calls:
+                        self._arm_keepalive_timer()
+                    self._awaiting_request = True
+                    try:
+                        await self._request_ready.wait()
+                    except asyncio.CancelledError:
+                        cancelled = True
+                        break
+                    finally:
+                        self._awaiting_request = False
+                self._cancel_keepalive_timer()
+
+                if self._closed or self._current_request is None:
+                    break
+
+                request = self._current_request
+
+                # If PROXY protocol provided a real client address, use it.
+                # The PROXY header only opens a connection, so the answer
+                # holds for every request on it.
+                if effective_peer is None:
+                    effective_peer = self._effective_peername(peername)
+
+                # Check for cleartext HTTP/2 upgrade
+                if self._h2c_upgrade_settings is not None:
+                    await self._handle_h2c_upgrade(request)
+                    break  # HTTP/2 takes over the connection
+
+                # Check for WebSocket upgrade
+                if request.may_upgrade() and self._is_websocket_upgrade(request):
+                    await self._handle_websocket(request, sockname, effective_peer)
+                    break  # WebSocket takes over the connection
+
+                # Bound the application calls left running on this
+                # connection before starting another one.
+                while len(self._finishing_calls) >= MAX_FINISHING_APP_CALLS:
+                    await asyncio.wait(
+                        list(self._finishing_calls), return_when=asyncio.FIRST_COMPLETED
+                    )
+
+                # Handle HTTP request
+                keepalive = await self._serve_http_request(request, sockname, effective_peer)
+
+                # Increment worker request count
+                self.worker.nr += 1
+
+                # Check max_requests
+                if self.worker.nr >= self.worker.max_requests:
+                    self.log.info("Autorestarting worker after current request.")
+                    self.worker.alive = False
+                    keepalive = False
+
+                # The one change from gunicorn's loop: a response that announced keep-alive
+                # keeps its connection even when the worker is stopping (gunicorn closes it
+                # then, and a client already sending its next request gets a reset). That next
+                # request, if it comes within the linger, is answered with "Connection: close".
+                if not keepalive:
+                    break
+
+                # Check connection limits for keepalive
+                if not self._keepalive:
+                    break
+
+                # Refuse keepalive if the previous request body was not fully
+                # framed: residual bytes in the transport stream would be parsed
+                # as the start of the next request (smuggling).  Only _complete
+                # signals a cleanly framed message; _closed is set on transport
+                # disconnect *and* on receive timeout, neither of which means
+                # the body finished framing.
+                receiver = self._body_receiver
+                if receiver is not None and not receiver._complete:
+                    break
+
+                # Resume reading if paused during body consumption
+                self._resume_reading()
+
+                # A pipelined next request already sits in the parser buffer
+                # (feed() leaves the tail after a completed message); reset()
+                # would clear it, so recover it and re-feed it below.
+                pipelined = b""
+                if self._callback_parser:
+                    if getattr(self._callback_parser, "remaining_truncated", False):
+                        # A capped tail cannot be safely replayed.
+                        break
+                    pipelined = self._callback_parser.remaining()
+                    self._callback_parser.reset()
+
+                # Clear request state for next iteration
+                self._current_request = None
+                self._body_receiver = None
+                self._request_ready.clear()
+
+                # Re-feed the pipelined request so it is served rather than
+                # dropped; _feed_callback_parser fires _on_headers_complete
+                # synchronously and closes the connection (returns False) on a
+                # malformed tail.
+                if pipelined and not self._feed_callback_parser(pipelined):
+                    break
+
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception as e:
+            self.log.exception("Error handling connection: %s", e)
+        finally:
+            await self._finish_app_calls(cancelled)
+            self._close_transport()
+
+    def _arm_keepalive_timer(self) -> None:
+        """While the worker stops, a kept-alive connection waits briefly for a request already
+        on its way, not the whole keep-alive timeout."""
+        if self.worker.alive:
+            super()._arm_keepalive_timer()
+            return
+        self._cancel_keepalive_timer()
+        linger = min(self._keepalive, STOP_KEEPALIVE_LINGER)
+        self._keepalive_handle = self.worker.loop.call_later(linger, self._keepalive_timeout)
+
+    def _set_deadline(self, seconds: float, what: str) -> None:
+        self._clear_deadline()
+        if seconds > 0:
+            self._deadline = self.worker.loop.call_later(seconds, self._expired, seconds, what)
+
+    def _clear_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self, seconds: float, what: str) -> None:
+        self._deadline = None
+        self._refuse(408, f"The request's {what} did not arrive within {seconds:g} s.")
+
+    def _refuse(self, status: int, detail: str, extra_headers=()) -> None:
+        self._send_error_response(status, detail, extra_headers)
+        self._close_transport()
+        if self._request_ready is not None:
+            self._request_ready.set()  # the connection's task sees it closed and ends
+
+    def _send_error_response(self, status: int, message: str, extra_headers=()) -> None:
+        """gunicorn's refusals with the service's JSON error body instead of plain text."""
+        if self._closed:
+            return  # a timeout answered already, and closed
+        body = json.dumps({"detail": _sentence(message, status)}).encode()
+        head = [
+            f"HTTP/1.1 {status} {_reason(status)}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in extra_headers),
+            "Connection: close",
+            "",
+            "",
+        ]
+        self._safe_write("\r\n".join(head).encode("latin-1") + body)
+
+
+class SumWorker(ASGIWorker):
+    """gunicorn's asyncio worker serving connections through SumProtocol."""
+
+    # Seconds; 0 turns one off. gunicorn.conf.py sets them from the environment.
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    _accepting = False
+
+    async def _serve(self) -> None:
+        """Serve every listening socket until told to stop, then stop gracefully.
+
+        gunicorn's own steps, less the ASGI lifespan (the service has no startup work: the
+        application is loaded before the worker serves), with SumProtocol, and accepting one
+        connection at a time (asyncio's server takes all that wait at once, so on a socket
+        the workers share, a burst of connections goes to whichever worker woke first)."""
+        for listener in self.sockets:
+            listener.sock.setblocking(False)
+            self.loop.add_reader(listener.sock, self._accept_one, listener.sock)
+        self._accepting = True
+        try:
+            while self.alive:
+                self.notify()
+                if self.ppid != os.getppid():
+                    self.log.info("Parent changed, shutting down: %s", self)
+                    break
+                await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            pass
+        await self._shutdown()
+
+    def _accept_one(self, listener: socket.socket) -> None:
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # taken by another worker (EAGAIN), or aborted by the client
+            return
+        self._take(connection)
+
+    def _take(self, connection: socket.socket) -> None:
+        connection.setblocking(False)
+        self.loop.create_task(self.loop.connect_accepted_socket(self._protocol, connection))
+
+    def _protocol(self) -> SumProtocol:
+        return SumProtocol(self)
+
+    def handle_exit_signal(self) -> None:
+        """SIGTERM: stop accepting at once, not at the next heartbeat a second later (after a
+        SIGHUP, the new workers may already be signing with a key these ones do not know)."""
+        super().handle_exit_signal()
+        self.loop.create_task(self._stop_accepting())
+
+    async def _stop_accepting(self) -> None:
+        """Take every connection still waiting in the listen queue, so that closing the
+        listening socket resets none of them (each is then served like any other); then stop
+        listening."""
+        if not self._accepting:
+            return
+        self._accepting = False
+        for listener in self.sockets:
+            self.loop.remove_reader(listener.sock)
+            while True:
+                try:
+                    connection, _ = listener.sock.accept()
+                except OSError:  # nothing queued (EAGAIN)
+                    break
+                self._take(connection)
+            listener.close()
+
+    async def _shutdown(self) -> None:
+        if not self._quick_shutdown:
+            await self._stop_accepting()
+        await super()._shutdown()
+
+
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
+
+
+def _reason(status: int) -> str:
+    return _REASONS.get(status, "Error")
+
+
+def _sentence(message: str, status: int) -> str:
+    """gunicorn's messages are terse ("Invalid HTTP Version", a header name...): say which
+    status they explain when they are empty."""
+    return message.strip() or f"{status} {_reason(status)}"

@@ -1,0 +1,230 @@
+"""The serving worker (sumservice/worker.py, gunicorn.conf.py) against real clients on loopback:
+keep-alive, slow and idle clients, gunicorn's own refusals, limits, timeouts and a graceful stop.
+
+Cost: ~35 s in all, most of it the slow-client test (~12 s: 256 connections trickling for 8 s
+while a probe times its requests) and the graceful stop (~5 s).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from api.summing import canonical_sum
+from bench.documents import document
+from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
+from tests.liveserver import LiveServer
+
+MIB = 1024 * 1024
+
+
+def test_a_client_reuses_its_connection_for_many_requests(server: LiveServer) -> None:
+    access_token = token(server)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.connect()
+    local_address = connection.sock.getsockname()
+    headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}
+    for number in range(150):
+        connection.request("POST", "/sum", body=f"[{number}, 1]", headers=headers)
+        response = connection.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read())["sum"] == str(number + 1)
+        assert response.getheader("Connection") != "close"
+        # Still the same TCP connection: http.client would silently open another one.
+        assert connection.sock is not None and connection.sock.getsockname() == local_address
+    connection.close()
+
+
+def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
+    access_token = token(server)
+    with connect(server) as sock:
+        sock.sendall(b"".join(sum_request(access_token, f"[{n}]".encode()) for n in range(5)))
+        stream = sock.makefile("rb")
+        sums = [json.loads(read_response(stream)[2])["sum"] for _ in range(5)]
+    assert sums == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n", 400),
+        (b"BROKEN\r\n\r\n", 400),
+        (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-%d: 1\r\n" % n for n in range(200))
+            + b"\r\n",
+            431,
+        ),
+        (b"POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    ],
+    ids=[
+        "header-without-colon",
+        "request-line",
+        "http-version",
+        "uri-too-long",
+        "header-too-large",
+        "too-many-headers",
+        "transfer-coding-not-chunked",
+        "bad-chunk-size",
+    ],
+)
+def test_gunicorns_own_refusals_are_json(server: LiveServer, raw: bytes, status: int) -> None:
+    answered, headers, body = exchange(server, raw)
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    assert isinstance(body["detail"], str) and body["detail"]
+
+
+def test_a_head_that_takes_too_long_gets_408_and_the_connection_closes() -> None:
+    with LiveServer(env={"GUNICORN_HEADER_TIMEOUT": "1"}) as server, connect(server) as sock:
+        sock.sendall(b"POST /sum HTTP/1.1\r\nHost: x\r\n")  # and no more
+        started = time.monotonic()
+        status, headers, body = read_response(sock)
+        assert status == 408 and headers["content-type"] == "application/json"
+        assert "within 1 s" in json.loads(body)["detail"]
+        assert 0.5 < time.monotonic() - started < 5
+        assert sock.recv(1) == b""  # closed
+
+
+def test_a_body_that_takes_too_long_gets_408() -> None:
+    with LiveServer(env={"GUNICORN_BODY_TIMEOUT": "1"}) as server, connect(server) as sock:
+        sock.sendall(sum_request("x", b"[1, 2]")[:-3])  # the last bytes never come
+        status, _, body = read_response(sock)
+        assert status == 408
+        assert json.loads(body)["detail"] == "The request's body did not arrive within 1 s."
+
+
+def test_connections_over_the_workers_limit_get_503() -> None:
+    with LiveServer(workers=1, env={"GUNICORN_WORKER_CONNECTIONS": "3"}) as server:
+        held = [connect(server) for _ in range(3)]
+        time.sleep(0.3)  # accepted
+        status, headers, body = exchange(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 503 and headers["retry-after"] == "1" and body["detail"]
+        for sock in held:
+            sock.close()
+        time.sleep(0.3)
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_connections_are_spread_over_every_worker() -> None:
+    with LiveServer(workers=2) as server:
+        access_token = token(server)
+        connections = [
+            http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(16)
+        ]
+        for connection in connections:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+        for connection in connections:
+            connection.request(
+                "POST",
+                "/sum",
+                body="[1]",
+                headers={"Authorization": f"Bearer {access_token}"},
+            )
+            assert connection.getresponse().status == 415  # no Content-Type: cheap, logged
+        for connection in connections:
+            connection.close()
+        pids = [
+            line.rsplit("pid=<", 1)[1].split(">")[0]
+            for line in server.log().splitlines()
+            if '"POST /sum' in line
+        ]
+        counts = {pid: pids.count(pid) for pid in set(pids)}
+        assert len(counts) == 2 and min(counts.values()) >= 2, counts
+
+
+def test_slow_clients_cost_the_others_nothing_on_start_sh_defaults() -> None:
+    """256 connections trickle a request (half their head, half their body) at one byte a
+    second on ./start.sh's own configuration; meanwhile small /sum requests on new connections
+    are answered, 99 % within 1 s and none failing; afterwards every worker is the same."""
+    with LiveServer(workers=None, command=["./start.sh"]) as server:
+        workers = server.wait_for_workers(2 * (os.cpu_count() or 1) + 1)  # start.sh's default
+        access_token = token(server)
+        head = b"POST /sum HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        body = sum_request(access_token, b"[" + b"1," * 500 + b"1]")
+        with (
+            Tricklers(server, 128, head, b"X-Slow: " + b"a" * 100) as heads,
+            Tricklers(server, 128, body[: body.index(b"\r\n\r\n") + 4], b"1," * 100) as bodies,
+        ):
+            probe = Probe(server, access_token).run(seconds=8)
+            still_open = len(heads.sockets) + len(bodies.sockets)
+        assert still_open == 256, "the slow connections were closed early: they cost nothing"
+        assert not probe.failures, probe.failures[:5]
+        assert len(probe.latencies) >= 50
+        assert probe.share_within(1.0) >= 0.99, sorted(probe.latencies)[-10:]
+        assert server.worker_pids() == workers
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_clients_that_never_close_cost_the_others_nothing(server: LiveServer) -> None:
+    """Clients that read their answer and then hold the connection (kept alive, or after
+    `Connection: close`) without ever closing it."""
+    access_token = token(server)
+    workers = server.worker_pids()
+    idle = []
+    for number in range(40):
+        sock = connect(server)
+        sock.sendall(sum_request(access_token, close=number % 2 == 0))
+        assert read_response(sock)[0] == 200
+        idle.append(sock)  # never closed by the client until the end
+    probe = Probe(server, access_token).run(seconds=3)
+    for sock in idle:
+        sock.close()
+    assert not probe.failures, probe.failures[:5]
+    assert probe.share_within(1.0) >= 0.99, sorted(probe.latencies)[-10:]
+    assert server.worker_pids() == workers
+
+
+def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_timeout() -> None:
+    """20 clients each POST a 1 MiB document; SIGTERM comes while they are being served (or
+    wait in the listen queue): every one gets its right answer, and the master exits in time."""
+    graceful = 20
+    body = document("int", MIB)
+    expected = canonical_sum(body)
+    server = LiveServer(workers=2, env={"GUNICORN_GRACEFUL_TIMEOUT": str(graceful)}).start()
+    access_token = token(server)
+    sent = threading.Barrier(21)
+
+    def post() -> requests.Response:
+        sent.wait()
+        return requests.post(
+            server.url + "/sum",
+            data=body,
+            headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"},
+            timeout=60,
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            futures = [pool.submit(post) for _ in range(20)]
+            sent.wait()
+            time.sleep(0.3)  # the clients have connected and are sending
+            assert server.process is not None
+            stopped = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            answers = [future.result() for future in futures]
+            server.process.wait(timeout=graceful + 10)
+            exited_after = time.monotonic() - stopped
+    finally:
+        server.stop(signal.SIGKILL)
+        server._tempdir.cleanup()
+    assert [answer.status_code for answer in answers] == [200] * 20
+    assert {answer.json()["sum"] for answer in answers} == {expected}
+    assert exited_after < graceful
+    assert server.process.returncode == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
