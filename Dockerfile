@@ -9,7 +9,7 @@
 
 # The base follows the 3.11 line's newest patch release, so a rebuild picks up CPython's security
 # fixes; pin a digest (python:3.11-slim-trixie@sha256:...) where builds must be reproducible.
-# Stage 1: a virtualenv holding exactly the pinned runtime requirements.
+# Stage 1: a virtualenv holding exactly the pinned runtime requirements, and the summing kernel.
 FROM python:3.11-slim-trixie AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -21,7 +21,18 @@ COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
 
-# Stage 2: the runtime, with the virtualenv and the code and nothing else.
+# The compiled summing kernel (api/_sumkernel.c), built into the virtualenv: the compiler stays
+# in this stage. Debian's gcc is whatever the release ships with its security updates, so its
+# version is not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY api/_sumkernel.c /tmp/kernel/api/_sumkernel.c
+COPY scripts/build_kernel.py /tmp/kernel/scripts/build_kernel.py
+RUN /opt/venv/bin/python /tmp/kernel/scripts/build_kernel.py
+
+# Stage 2: the runtime, with the virtualenv and the code and nothing else (no compiler).
 FROM python:3.11-slim-trixie AS runtime
 
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can check it and mounted secrets can be

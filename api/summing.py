@@ -7,7 +7,14 @@ binary floating point, so `[0.1, 0.2]` sums to `0.3`. Only JSON numbers count: b
 strings (even "5") and object keys do not, and where an object repeats a key the last value wins,
 as in Python's `json` and jq.
 
-Three paths read the document, with the same result:
+The compiled kernel (api/_sumkernel.c, built into the virtualenv by scripts/build_kernel.py)
+reads the document when it is there: one pass over the bytes, no Python object per value, the GIL
+released. The pure-Python path below is the reference it is tested against, and the fallback
+where the kernel is not built (a warning says so once) or cannot decide (an object that repeats
+a key, which the kernel detects and hands over; limits set beyond the kernel's range).
+`backend()` names the one in use.
+
+Three Python paths read the document, with the same result:
 
 - the common one lets the stdlib's C parser find the number literals (its hooks hand each
   literal's text to `list.append`, so no float is ever made), and adds them afterwards;
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import re
 import sys
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, Inexact, Rounded, localcontext
@@ -33,6 +41,19 @@ from json.decoder import scanstring
 from operator import is_
 
 from api.limits import MAX_EXPONENT, MAX_NUMBER_LENGTH
+
+try:
+    import _sumkernel as kernel  # api/_sumkernel.c, built into the virtualenv
+except ImportError as error:  # not built: no compiler where the service was installed
+    kernel = None
+    logging.getLogger(__name__).warning(
+        "Summing with the pure-Python path: the compiled kernel is not built (%s); "
+        "scripts/build_kernel.py builds it.",
+        error,
+    )
+
+# Limits the kernel takes; larger ones (a deliberate setting) go to the Python path.
+_KERNEL_MAX_LIMIT = 1 << 20
 
 # Addition in this context never rounds: a result that would is an error (Inexact is trapped),
 # though with these bounds none can arise from literals that pass the limits above.
@@ -82,6 +103,70 @@ def canonical_sum(
     a literal is longer than `max_number_length` characters or its written exponent is beyond
     ±`max_exponent`.
     """
+    if (
+        kernel is not None
+        and 0 <= max_number_length <= _KERNEL_MAX_LIMIT
+        and 0 <= max_exponent <= _KERNEL_MAX_LIMIT
+    ):
+        total = _kernel_sum(document, max_number_length, max_exponent)
+        if total is not None:
+            return total
+    return _python_sum(document, max_number_length, max_exponent)
+
+
+def backend() -> str:
+    """Which path sums: "kernel" (compiled) or "python" (the reference, and the fallback)."""
+    return "python" if kernel is None else "kernel"
+
+
+def use_python_path() -> None:
+    """Sum with the pure-Python path from now on, in this process (SUMSERVICE_SUM_KERNEL=off)."""
+    global kernel
+    kernel = None
+
+
+def _kernel_sum(document: bytes | str, max_length: int, max_exponent: int) -> str | None:
+    """The kernel's answer, or None where the Python path must read the document."""
+    if isinstance(document, str):
+        try:
+            document = document.encode()
+        except UnicodeEncodeError:  # lone surrogates: a str no UTF-8 body can make
+            return None
+    elif type(document) is not bytes:
+        document = bytes(document)
+    answer = kernel.scan(document, max_length, max_exponent)
+    if answer is None or isinstance(answer, str):
+        return answer
+    kind, *details = answer
+    if kind == "json":
+        message, _position, line, column = details
+        raise InvalidDocumentError(_json_message(message, line, column))
+    if kind == "constant":
+        _reject_constant(*details)
+    if kind == "utf8":
+        raise InvalidDocumentError(_utf8_message(*details))
+    if kind == "length":
+        raise NumberTooLargeError(_length_message(*details, max_length))
+    raise NumberTooLargeError(_exponent_message(*details, max_exponent))
+
+
+def _json_message(message: str, line: int, column: int) -> str:
+    return f"Invalid JSON: {message.removesuffix(' at')} at line {line} column {column}."
+
+
+def _utf8_message(start: int) -> str:
+    return f"Invalid JSON: the body is not UTF-8 (byte {start} is not valid)."
+
+
+def _length_message(length: int, max_length: int) -> str:
+    return f"A number literal is {length} characters long; the limit is {max_length}."
+
+
+def _exponent_message(exponent: str, max_exponent: int) -> str:
+    return f"A number literal has the exponent {exponent}; the limit is ±{max_exponent}."
+
+
+def _python_sum(document: bytes | str, max_number_length: int, max_exponent: int) -> str:
     text = _decode(document)
     # A parse makes up to one container per few bytes and never a cycle; with the cyclic
     # collector on, those allocations set off collections that walk every live container again
@@ -94,10 +179,7 @@ def canonical_sum(
         if total is None:
             total = _general_sum(text, max_number_length, max_exponent)
     except json.JSONDecodeError as error:
-        raise InvalidDocumentError(
-            f"Invalid JSON: {error.msg.removesuffix(' at')} at line {error.lineno}"
-            f" column {error.colno}."
-        ) from None
+        raise InvalidDocumentError(_json_message(error.msg, error.lineno, error.colno)) from None
     finally:
         if collecting:
             gc.enable()
@@ -110,9 +192,7 @@ def _decode(document: bytes | str) -> str:
     try:
         return document.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidDocumentError(
-            f"Invalid JSON: the body is not UTF-8 (byte {error.start} is not valid)."
-        ) from None
+        raise InvalidDocumentError(_utf8_message(error.start)) from None
 
 
 def _reject_constant(name: str) -> None:
@@ -400,9 +480,7 @@ def _check_limits(
 ) -> None:
     longest = max(max(map(len, integers), default=0), max(map(len, fractions), default=0))
     if longest > max_length:
-        raise NumberTooLargeError(
-            f"A number literal is {longest} characters long; the limit is {max_length}."
-        )
+        raise NumberTooLargeError(_length_message(longest, max_length))
     limit_digits = len(str(max_exponent))
     joined = " ".join(fractions)
     # An exponent beyond the limit has at least limit_digits digits. Spelling every digit and
@@ -413,9 +491,7 @@ def _check_limits(
     for sign, digits in _EXPONENT.findall(joined):
         # Leading zeros are stripped by the pattern; comparing lengths first keeps int() cheap.
         if len(digits) > limit_digits or int(digits or 0) > max_exponent:
-            raise NumberTooLargeError(
-                f"A number literal has the exponent {sign}{digits}; the limit is ±{max_exponent}."
-            )
+            raise NumberTooLargeError(_exponent_message(sign + digits, max_exponent))
 
 
 def _exact_sum(integers: list[str], fractions: list[str]) -> Decimal:

@@ -122,6 +122,9 @@ SUMSERVICE = {
         "SUMSERVICE_MAX_NUMBER_LENGTH", limits.MAX_NUMBER_LENGTH, minimum=1
     ),
     "MAX_EXPONENT": env_int("SUMSERVICE_MAX_EXPONENT", limits.MAX_EXPONENT, minimum=0),
+    # Sum with the compiled kernel when it is built; off: with the pure-Python path, the
+    # reference (the same answers, several times slower).
+    "SUM_KERNEL": env_bool("SUMSERVICE_SUM_KERNEL", True),
     # Tokens each worker remembers as verified, so that a client's next requests with the same
     # token skip the signature check (time claims are still checked on every request); 0: off.
     "TOKEN_CACHE_SIZE": env_int("SUMSERVICE_TOKEN_CACHE_SIZE", 1024),

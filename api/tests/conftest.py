@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from api import summing
 from api.tests.utils import issue_token
 from api.tokens import token_backend
 from tests.forge import Forger
@@ -52,3 +53,18 @@ def state_dir(settings: Any, tmp_path: Path) -> Iterator[Path]:
     token_backend.cache_clear()
     yield tmp_path
     token_backend.cache_clear()
+
+
+@pytest.fixture(scope="module", params=["kernel", "python"])
+def summing_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a module's tests once with the compiled kernel and once with the pure-Python path
+    (the reference, and the fallback where the kernel is not built). The kernel must be built
+    here: ./test.sh builds it (scripts/build_kernel.py)."""
+    if request.param == "kernel":
+        assert summing.kernel is not None, "the summing kernel is not built: run ./test.sh"
+        yield "kernel"
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(summing, "kernel", None)
+        assert summing.backend() == "python"
+        yield "python"

@@ -12,6 +12,9 @@ from api.tests.examples import CONTRACT_EXAMPLES
 from api.tests.utils import post_sum
 from tests.forge import ATTACKS, Forger
 
+# Every test here runs against both summing paths: the compiled kernel and the pure-Python one.
+pytestmark = pytest.mark.usefixtures("summing_backend")
+
 SUM_OF_10 = "4a44dc15364204a80fe80e9039455cc1608281820fe2b24f1e5233ade6af1dd5"
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +18,11 @@ from api import summing
 from api.summing import InvalidDocumentError, NumberTooLargeError, canonical_sum
 from api.tests.examples import CONTRACT_EXAMPLES
 from api.tests.oracle import decimal_literals, json_texts, oracle_text, oracle_total, refuse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Every test here runs against both summing paths: the compiled kernel and the pure-Python one.
+pytestmark = pytest.mark.usefixtures("summing_backend")
 
 # ---------------------------------------------------------------------------------------------
 # Examples from the assignment and the contract
@@ -266,3 +274,21 @@ def test_canonical_text_form(literals: list[str]) -> None:
         assert not text.endswith(".")
     unsigned = text.removeprefix("-")
     assert unsigned == "0" or not unsigned.startswith("0") or unsigned.startswith("0.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the kernel is not built
+
+
+def test_without_the_kernel_the_python_path_sums_and_a_warning_says_so() -> None:
+    program = (
+        "import sys; sys.modules['_sumkernel'] = None\n"  # as if never built
+        "from api import summing\n"
+        "print(summing.backend(), summing.canonical_sum(b'[0.1, 0.2]'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["python", "0.3"]
+    assert result.stderr.count("Summing with the pure-Python path") == 1

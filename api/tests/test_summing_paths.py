@@ -18,6 +18,9 @@ from api import summing
 from api.summing import NumberTooLargeError, canonical_sum
 from api.tests.oracle import decimal_literals, json_texts, oracle_text, oracle_total
 
+# Every test here runs against both summing paths: the compiled kernel and the pure-Python one.
+pytestmark = pytest.mark.usefixtures("summing_backend")
+
 # --- summing: the flat-array path ------------------------------------------------------------
 
 

@@ -67,7 +67,18 @@ def test_every_document_kind_has_every_figure(results: dict) -> None:
         assert number(doc["inprocess"]["canonical_sum_mb_per_s"])
         assert number(doc["ratio_canonical_sum_to_json_loads"])
         assert number(doc["ratio_http_to_json_loads"])
+        assert number(doc["inprocess"]["python_path_mb_per_s"])
+        assert number(doc["http_python_path"]["mb_per_s"])  # the quick run has one size
+        assert number(doc["ratio_http_to_python_path"])
     assert results["deep"] and all(number(row["canonical_sum_mb_per_s"]) for row in results["deep"])
+    assert all(number(row["python_path_mb_per_s"]) for row in results["deep"])
+
+
+def test_the_kernel_is_measured(results: dict) -> None:
+    assert results["summing_backend"] == "kernel"
+    gil = results["gil"]
+    assert number(gil["with_canonical_sum_per_s"]) and number(gil["alone_per_s"])
+    assert number(gil["ratio"])
 
 
 def test_memory_has_every_figure(results: dict) -> None:
@@ -78,6 +89,9 @@ def test_memory_has_every_figure(results: dict) -> None:
 
 def test_every_target_is_judged(results: dict) -> None:
     targets = results["targets"]
-    # two CPU targets, one per document, one for memory
-    assert len(targets) == 2 + len(results["documents"]) + 1
+    # two CPU targets, one per document, one per document of the largest size over HTTP against
+    # the pure-Python path, one per deep document, one for memory
+    docs, largest = results["documents"], max(doc["size_bytes"] for doc in results["documents"])
+    over_http = sum(doc["size_bytes"] == largest for doc in docs)
+    assert len(targets) == 2 + len(docs) + over_http + len(results["deep"]) + 1
     assert all(isinstance(target["met"], bool) and number(target["figure"]) for target in targets)

@@ -45,6 +45,17 @@ def test_a_token_from_another_key_is_refused(server: LiveServer) -> None:
 def test_nasty_inputs_get_their_answer_and_every_worker_survives(
     server: LiveServer,
 ) -> None:
+    assert "Summing with the compiled kernel" in server.log()
+    nasty_inputs_get_their_answer_and_every_worker_survives(server)
+
+
+def test_nasty_inputs_on_the_pure_python_path() -> None:
+    with LiveServer(env={"SUMSERVICE_SUM_KERNEL": "off"}) as server:
+        assert "Summing with the pure-Python path" in server.log()
+        nasty_inputs_get_their_answer_and_every_worker_survives(server)
+
+
+def nasty_inputs_get_their_answer_and_every_worker_survives(server: LiveServer) -> None:
     token = get_token(server)
     workers = server.worker_pids()
     depth = 1_000_000

@@ -1,0 +1,29 @@
+"""scripts/build_kernel.py: without a compiler it says so and fails, which start.sh reports and
+serves with the pure-Python path. (With one, every summing test runs on what it built.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "build_kernel.py"
+
+
+def build(*arguments: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+
+
+def test_without_a_compiler_it_says_so_and_fails(tmp_path: Path) -> None:
+    result = build("--sanitize", str(tmp_path), CC="no-such-compiler")
+    assert result.returncode == 1
+    assert "no C compiler" in result.stderr
+    assert not list(tmp_path.iterdir())
