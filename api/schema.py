@@ -48,9 +48,19 @@ TOKEN_REQUEST_ERRORS = {
     "minProperties": 1,
 }
 
+# The whitespace Python's str.strip() trims (what str.isspace() calls space), spelled out: the
+# `\s` of a pattern means other sets in other engines (ECMA's, which OpenAPI names, has U+FEFF
+# and lacks U+001C-U+001F and U+0085).
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# What a username or a password may not hold anywhere: DRF's CharField refuses NUL.
+FORBIDDEN = r"\x00"
 # The username is trimmed, and must then be 1 to 150 characters: it starts and ends with a
 # non-space, with at most 148 characters between. (A maxLength would count the spaces trimmed.)
-USERNAME_PATTERN = r"^\s*\S(?:[\s\S]{0,148}\S)?\s*$"
+USERNAME_PATTERN = (
+    rf"^[{SPACE}]*[^{SPACE}{FORBIDDEN}](?:[^{FORBIDDEN}]{{0,148}}[^{SPACE}{FORBIDDEN}])?[{SPACE}]*$"
+)
+# Taken as sent: anything but only whitespace.
+PASSWORD_PATTERN = rf"^[^{FORBIDDEN}]*[^{SPACE}{FORBIDDEN}][^{FORBIDDEN}]*$"
 
 TOKEN_REQUEST = {
     "type": "object",
@@ -68,8 +78,7 @@ TOKEN_REQUEST = {
             "type": "string",
             "minLength": 1,
             "maxLength": 1024,
-            # Not only whitespace; taken as sent (not trimmed).
-            "pattern": r"\S",
+            "pattern": PASSWORD_PATTERN,
             "writeOnly": True,
             "description": (
                 "Not checked against any store, and not kept; not empty or only whitespace."
