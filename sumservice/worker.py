@@ -9,6 +9,8 @@ response and parser callbacks, the worker's serve and shutdown steps):
 - a header timeout (a connection that has not sent a whole request head in time gets 408) and
   a body timeout (likewise for the body), beside gunicorn's keep-alive timeout;
 - a limit on the connections a worker holds (`worker_connections`): one more gets 503;
+- connections spread over the workers: each wakes for a new connection, and the one holding
+  the fewest takes it (counts kept in memory the workers share);
 - a graceful stop that also serves the connections waiting in the listen queue: on SIGTERM the
   worker accepts what is queued before it closes its listening socket, then answers every
   request on every connection it holds (gunicorn's own drain), within the graceful timeout.
@@ -20,9 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
-import select
-import selectors
 import socket
 
 from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
@@ -44,6 +45,7 @@ class SumProtocol(ASGIProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         worker = self.worker
+        COUNTS.set(worker._slot, worker.nr_conns)
         if worker.nr_conns > worker.worker_connections:
             self._refuse(
                 503,
@@ -64,6 +66,7 @@ class SumProtocol(ASGIProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._clear_deadline()
         super().connection_lost(exc)
+        COUNTS.set(self.worker._slot, self.worker.nr_conns)
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
@@ -239,27 +242,64 @@ class SumProtocol(ASGIProtocol):
         self._safe_write("\r\n".join(head).encode("latin-1") + body)
 
 
-class ListenerSelector(selectors.EpollSelector):
-    """asyncio's epoll selector, registering the listening sockets with EPOLLEXCLUSIVE.
+class ConnectionCounts:
+    """How many connections each worker of this gunicorn holds, in memory the workers share.
 
-    Without it every worker wakes for every new connection and whichever runs first takes it;
-    with it the kernel wakes one worker that is waiting in epoll, so a worker busy answering
-    leaves new connections to an idle one, and keep-alive connections spread over them all."""
+    Made in the master when gunicorn.conf.py imports this module, so every worker forked from
+    it sees the same pages. A worker claims a slot when it starts (a slot whose worker is gone
+    is free again) and writes its count there on every change."""
 
-    def __init__(self, listeners: set[int]) -> None:
-        super().__init__()
-        self.listeners = listeners
+    SLOTS = 256
 
-    def register(self, fileobj, events, data=None):
-        if selectors._fileobj_to_fd(fileobj) not in self.listeners:
-            return super().register(fileobj, events, data)
-        key = selectors._BaseSelectorImpl.register(self, fileobj, events, data)
-        try:
-            self._selector.register(key.fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
-        except BaseException:
-            selectors._BaseSelectorImpl.unregister(self, fileobj)
-            raise
-        return key
+    def __init__(self) -> None:
+        self._pids = multiprocessing.RawArray("q", self.SLOTS)
+        self._counts = multiprocessing.RawArray("q", self.SLOTS)
+        self._lock = multiprocessing.Lock()
+
+    def claim(self, pid: int) -> int:
+        with self._lock:
+            for slot in range(self.SLOTS):
+                if self._pids[slot] in (0, pid) or not _alive(self._pids[slot]):
+                    self._pids[slot], self._counts[slot] = pid, 0
+                    return slot
+        return -1  # more workers than slots: this one takes connections whenever it wakes
+
+    def release(self, slot: int) -> None:
+        if slot >= 0:
+            self._pids[slot] = 0
+
+    def set(self, slot: int, count: int) -> None:
+        if slot >= 0:
+            self._counts[slot] = count
+
+    def fewest_elsewhere(self, slot: int) -> int | None:
+        """The fewest connections another live worker holds, or None when there is none."""
+        fewest = None
+        for other in range(self.SLOTS):
+            pid = self._pids[other]
+            if other == slot or pid == 0:
+                continue
+            count = self._counts[other]
+            if (fewest is None or count < fewest) and _alive(pid):
+                fewest = count
+        return fewest
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+COUNTS = ConnectionCounts()
+
+# How long a worker holding more connections than another leaves a new one to that other
+# worker before taking it itself (the other may be busy answering).
+DEFER_ACCEPT_SECONDS = 0.005
 
 
 class SumWorker(ASGIWorker):
@@ -269,14 +309,8 @@ class SumWorker(ASGIWorker):
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     _accepting = False
-
-    def _setup_event_loop(self) -> None:
-        if not hasattr(select, "EPOLLEXCLUSIVE"):
-            super()._setup_event_loop()  # not Linux: gunicorn's loop, every worker woken
-            return
-        listeners = {listener.sock.fileno() for listener in self.sockets}
-        self.loop = asyncio.SelectorEventLoop(ListenerSelector(listeners))
-        asyncio.set_event_loop(self.loop)
+    _deferred = False
+    _slot = -1
 
     async def _serve(self) -> None:
         """Serve every listening socket until told to stop, then stop gracefully.
@@ -289,6 +323,7 @@ class SumWorker(ASGIWorker):
             listener.sock.setblocking(False)
             self.loop.add_reader(listener.sock, self._accept_one, listener.sock)
         self._accepting = True
+        self._slot = COUNTS.claim(os.getpid())  # now that it serves: others leave it its share
         try:
             while self.alive:
                 self.notify()
@@ -301,11 +336,26 @@ class SumWorker(ASGIWorker):
         await self._shutdown()
 
     def _accept_one(self, listener: socket.socket) -> None:
+        """Every worker wakes for a new connection; the one holding the fewest takes it. One
+        holding more than another leaves it for a few milliseconds, then takes it if it is
+        still there (the other may be busy)."""
+        if not self._deferred:
+            fewest = COUNTS.fewest_elsewhere(self._slot)
+            if fewest is not None and self.nr_conns > fewest:
+                self._deferred = True
+                self.loop.remove_reader(listener)
+                self.loop.call_later(DEFER_ACCEPT_SECONDS, self._resume_accepting, listener)
+                return
+        self._deferred = False
         try:
             connection, _ = listener.accept()
         except OSError:  # taken by another worker (EAGAIN), or aborted by the client
             return
         self._take(connection)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if self._accepting:
+            self.loop.add_reader(listener, self._accept_one, listener)
 
     def _take(self, connection: socket.socket) -> None:
         connection.setblocking(False)
@@ -327,8 +377,9 @@ class SumWorker(ASGIWorker):
         if not self._accepting:
             return
         self._accepting = False
+        COUNTS.release(self._slot)
         for listener in self.sockets:
-            self.loop.remove_reader(listener.sock)
+            self.loop.remove_reader(listener.sock)  # a deferred accept will not resume either
             while True:
                 try:
                     connection, _ = listener.sock.accept()

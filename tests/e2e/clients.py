@@ -7,20 +7,23 @@ import json
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import requests
 
 from tests.liveserver import LiveServer
+from tests.utils import get_token
+
+_tokens: weakref.WeakKeyDictionary[LiveServer, str] = weakref.WeakKeyDictionary()
 
 
 def token(server: LiveServer) -> str:
-    answer = requests.post(
-        server.url + "/auth", json={"username": "alice", "password": "secret"}, timeout=10
-    )
-    answer.raise_for_status()
-    return answer.json()["access_token"]
+    """An access token from this server, asked for once: /auth is rate-limited per address."""
+    if server not in _tokens:
+        _tokens[server] = get_token(server)
+    return _tokens[server]
 
 
 def connect(server: LiveServer, timeout: float = 10) -> socket.socket:

@@ -172,7 +172,8 @@ def test_connections_are_spread_over_every_worker() -> None:
             if '"POST /sum' in line
         ]
         counts = {pid: pids.count(pid) for pid in set(pids)}
-        assert len(counts) == 2 and min(counts.values()) >= 2, counts
+        # Opened one after the other on an idle server: each goes to the worker holding fewer.
+        assert len(counts) == 2 and min(counts.values()) >= 6, counts
 
 
 def test_slow_clients_cost_the_others_nothing_on_start_sh_defaults() -> None:
