@@ -15,8 +15,8 @@ from api.schema import SPACE
 from api.tests.utils import post_sum
 
 CONTRACT_STATUSES = {
-    ("/auth", "post"): {"200", "400", "405", "413", "415"},
-    ("/sum", "post"): {"200", "400", "401", "405", "413", "415", "422"},
+    ("/auth", "post"): {"200", "400", "405", "413", "415", "429"},
+    ("/sum", "post"): {"200", "400", "401", "405", "413", "415", "422", "429"},
     ("/healthz", "get"): {"200"},
     ("/.well-known/openid-configuration", "get"): {"200"},
     ("/.well-known/jwks.json", "get"): {"200"},
