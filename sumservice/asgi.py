@@ -84,13 +84,18 @@ class BufferedWSGIApplication:
             client = scope.get("client")
             if client:
                 environ["REMOTE_PORT"] = str(client[1])
-            if length <= self.inline_body_bytes:
-                status, headers, content = self._run(environ)
-            else:
-                loop = asyncio.get_running_loop()
-                status, headers, content = await loop.run_in_executor(
-                    self.executor, self._run, environ
-                )
+            try:
+                if length <= self.inline_body_bytes:
+                    status, headers, content = self._run(environ)
+                else:
+                    loop = asyncio.get_running_loop()
+                    status, headers, content = await loop.run_in_executor(
+                        self.executor, self._run, environ
+                    )
+            finally:
+                # Django's and DRF's request objects hold the environ in reference cycles that
+                # only the cyclic collector frees; closed, the input lets go of the body now.
+                environ["wsgi.input"].close()
         finally:
             slot.release()
         await send({"type": "http.response.start", "status": status, "headers": headers})
