@@ -139,13 +139,18 @@ class BufferedWSGIApplication:
             started[:] = [status, headers]
             return written.append
 
-        result = self.wsgi(environ, start_response)
         try:
-            content = b"".join(written) + b"".join(result) if written else b"".join(result)
+            result = self.wsgi(environ, start_response)
+            try:
+                content = b"".join(written) + b"".join(result) if written else b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            # Django's request (with DRF's, in reference cycles that only the cyclic collector
+            # frees) keeps the environ; closing the input lets go of the body now.
+            environ["wsgi.input"].close()
         status, headers = started
         encoded = [
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
