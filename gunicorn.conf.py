@@ -53,6 +53,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 def on_starting(server):
     """Load the signing keys once in the master, before any worker forks: a key that must be
     created is created here, and a misconfigured one stops the start with a clear message."""
+    _make_shared_folders()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
     import django
 
@@ -61,6 +62,44 @@ def on_starting(server):
 
     kid = token_backend().keyring.current.kid
     server.log.info("Signing tokens with key %s", kid)
+
+
+# What the workers of this instance share on disk, in a private folder made at start and
+# removed at exit (unless the operator names folders of their own): prometheus_client's files
+# (multiprocess mode; the variable must be set before it is imported) and the rate limits' cache.
+# Its path is kept in the environment, which outlives a reload (SIGHUP re-reads this file).
+_SHARED = "SUMSERVICE_SHARED_FOLDER"
+
+
+def _make_shared_folders():
+    import tempfile
+
+    folders = {"PROMETHEUS_MULTIPROC_DIR": "metrics", "SUMSERVICE_CACHE_DIR": "cache"}
+    if not all(variable in os.environ for variable in folders):
+        os.environ[_SHARED] = tempfile.mkdtemp(prefix="sumservice-")
+    for variable, name in folders.items():
+        if variable not in os.environ:
+            os.environ[variable] = os.path.join(os.environ[_SHARED], name)
+            os.mkdir(os.environ[variable], 0o700)
+    # Metrics of a previous run would be added to this one's.
+    metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for name in os.listdir(metrics):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(metrics, name))
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges stop counting (prometheus_client's multiprocess mode)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    import shutil
+
+    if _SHARED in os.environ:
+        shutil.rmtree(os.environ[_SHARED], ignore_errors=True)
 
 
 def on_reload(server):

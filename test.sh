@@ -16,6 +16,7 @@ ensure_venv requirements-dev.txt
 . scripts/ensure-package.sh
 ensure_package nginx nginx "the scale-out test"
 ensure_package wrk wrk "the benchmark's smoke test"
+ensure_package redis-server redis-server "the rate-limit tests shared across instances"
 ensure_package chromium chromium "the browser tests (tests/e2e/test_browser.py)"
 ensure_package gcc gcc "the summing kernel"
 python scripts/build_kernel.py

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterable
@@ -78,17 +79,23 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
             f"SUMSERVICE_JWT_ALGORITHM is {algorithm!r}; supported: {supported}."
         )
 
-    previous_pem = _text_or_file(config["PREVIOUS_KEYS"], config["PREVIOUS_KEYS_FILE"])
+    previous_pem = _text_or_file(
+        config["PREVIOUS_KEYS"], config["PREVIOUS_KEYS_FILE"], "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE"
+    )
     previous = [
         _verifier(block, algorithm, "a previous key") for block in _pem_blocks(previous_pem)
     ]
     if signing_key_configured(config):
         # A configured but empty key file is an error below, not a silent switch to the state
         # folder: the rotation commands decide where keys live by the same test.
-        signing_pem = _text_or_file(config["SIGNING_KEY"], config["SIGNING_KEY_FILE"])
+        signing_pem = _text_or_file(
+            config["SIGNING_KEY"], config["SIGNING_KEY_FILE"], "SUMSERVICE_JWT_PRIVATE_KEY_FILE"
+        )
     else:
         key_dir = state_key_dir(config)
-        signing_pem = ensure_state_key(key_dir, algorithm).read_bytes()
+        signing_key = ensure_state_key(key_dir, algorithm)
+        check_state_folder(key_dir)
+        signing_pem = signing_key.read_bytes()
         previous += [
             _verifier(path.read_bytes(), algorithm, str(path))
             for path in sorted(retired_key_files(key_dir), reverse=True)
@@ -122,9 +129,63 @@ def ensure_state_key(key_dir: Path, algorithm: str) -> Path:
     """
     path = key_dir / "signing-key.pem"
     if not path.exists():
-        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Only the service's user may enter: the state folder and the key folder in it.
+        key_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key_dir.mkdir(exist_ok=True, mode=0o700)
         _write_new_file(path, generate_private_key(algorithm))
     return path
+
+
+def check_state_folder(key_dir: Path) -> None:
+    """Refuse keys that other users could read (and sign with) or replace: the state folder
+    must not be writable by others, and its key folder and key files not open to them at all."""
+    state_dir = key_dir.parent
+    _check_private(state_dir, 0o022, "the state folder (SUMSERVICE_STATE_DIR)", "chmod 700")
+    _check_private(key_dir, 0o077, "the key folder", "chmod 700")
+    retired_dir = key_dir / "retired"
+    if retired_dir.exists():
+        _check_private(retired_dir, 0o077, "the retired key folder", "chmod 700")
+    for path in [key_dir / "signing-key.pem", *retired_key_files(key_dir)]:
+        _check_private(path, 0o077, "a key file", "chmod 600")
+
+
+def _check_private(path: Path, forbidden: int, what: str, fix: str) -> None:
+    what = what[0].upper() + what[1:]
+    status = path.stat()
+    if status.st_uid != os.geteuid():
+        raise ImproperlyConfigured(
+            f"{what} {path} belongs to uid {status.st_uid}, not to the service's"
+            f" user (uid {os.geteuid()}): chown it to that user, or point to a folder of its own."
+        )
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & forbidden:
+        raise ImproperlyConfigured(
+            f"{what} {path} can be {_access(mode & forbidden)} by other users"
+            f" (mode {mode:04o}); it guards the signing keys. Fix: {fix} {path}"
+        )
+
+
+def _access(bits: int) -> str:
+    readable, writable = bits & 0o044, bits & 0o022
+    return " and ".join(w for w, on in (("read", readable), ("written", writable)) if on)
+
+
+def _check_configured_key_file(path: Path, holds_private_key: bool, variable: str) -> None:
+    """A mounted key file: nobody but its owner may change it (a key added there would be
+    trusted), and a private key is for the service's user or group only (a Kubernetes Secret
+    with fsGroup, mode 0440), never for every user of the machine."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o022:
+        raise ImproperlyConfigured(
+            f"{variable} {path} can be written by other users (mode {mode:04o}), who could"
+            f" put in a key of their own. Fix: chmod go-w {path}"
+        )
+    if holds_private_key and mode & 0o004:
+        raise ImproperlyConfigured(
+            f"{variable} {path} holds a private key and every user can read it"
+            f" (mode {mode:04o}). Fix: chmod o-r {path}, keeping it readable by the service's"
+            " user or group (deploy/make-keys.sh, or a Secret's defaultMode 0440 with fsGroup)."
+        )
 
 
 def retired_key_files(key_dir: Path) -> list[Path]:
@@ -138,12 +199,32 @@ def rotate_state_key(key_dir: Path, algorithm: str) -> tuple[Path, Path]:
     `prune_retired_keys` can tell when their tokens have all expired.
     """
     current = ensure_state_key(key_dir, algorithm)
-    kid = load_key_file(current, algorithm).kid
+    key = load_key_file(current, algorithm)
     retired_dir = key_dir / "retired"
     retired_dir.mkdir(exist_ok=True, mode=0o700)
-    retired = retired_dir / f"{int(time.time())}-{kid}.pem"
-    os.replace(current, retired)
-    return retired, ensure_state_key(key_dir, algorithm)
+    retired = retired_dir / f"{int(time.time())}-{key.kid}.pem"
+    # A retired key only verifies: its public half is all that is kept.
+    _write_new_file(retired, public_key_pem(key))
+    _replace_file(current, generate_private_key(algorithm))
+    keep_retired_keys_public(key_dir, algorithm)
+    return retired, current
+
+
+def keep_retired_keys_public(key_dir: Path, algorithm: str) -> list[Path]:
+    """Rewrite any retired key file that still holds a private key (as rotations before this
+    version left them) as its public key alone; return the files rewritten."""
+    rewritten = []
+    for path in retired_key_files(key_dir):
+        if b"PRIVATE KEY" in path.read_bytes():
+            _replace_file(path, public_key_pem(load_key_file(path, algorithm)))
+            rewritten.append(path)
+    return rewritten
+
+
+def public_key_pem(key: Key) -> bytes:
+    return key.verifier.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def retired_at(path: Path) -> int | None:
@@ -230,14 +311,16 @@ def _verifier(pem: bytes, algorithm: str, what: str) -> Key:
     return replace(_asymmetric_key(pem, algorithm, what), signer=None)
 
 
-def _text_or_file(text: str, path: str) -> bytes:
+def _text_or_file(text: str, path: str, variable: str) -> bytes:
     if text.strip():
         return text.encode()
     if path:
         try:
-            return Path(path).read_bytes()
+            content = Path(path).read_bytes()
         except OSError as error:
             raise ImproperlyConfigured(f"Cannot read key file {path}: {error.strerror}") from None
+        _check_configured_key_file(Path(path), b"PRIVATE KEY" in content, variable)
+        return content
     return b""
 
 
@@ -255,3 +338,15 @@ def _write_new_file(path: Path, content: bytes) -> None:
             os.link(temporary, path)
     finally:
         os.unlink(temporary)
+
+
+def _replace_file(path: Path, content: bytes) -> None:
+    """Write `path` anew in one step: readers see the old content or the new, never a part."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new-key-")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

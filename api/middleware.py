@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
 
 from api.error_views import json_error
 
@@ -16,7 +17,8 @@ _DRAIN_CHUNK = 64 * 1024
 
 
 class BodySizeLimitMiddleware:
-    """Answer 413 to a request whose declared body is over SUMSERVICE["MAX_BODY_BYTES"].
+    """Answer 413 to a request whose declared body is over SUMSERVICE["MAX_BODY_BYTES"], or over
+    the smaller limit its view names (`max_body_bytes_setting`, a SUMSERVICE key).
 
     Django reads at most Content-Length bytes of any body, so the declared length is the bound.
     """
@@ -32,9 +34,32 @@ class BodySizeLimitMiddleware:
             return json_error(400, "The Content-Length header is not a number.")
         if length <= self.limit:
             return self.get_response(request)
-        if length <= _DRAIN_FACTOR * self.limit:
-            while request.read(_DRAIN_CHUNK):
-                pass
-        return json_error(
-            413, f"The request body is {length} bytes; the limit is {self.limit} bytes."
-        )
+        return refuse_body(request, length, self.limit)
+
+    def process_view(self, request: HttpRequest, view_func: Callable, *args) -> HttpResponse | None:
+        view_class = getattr(view_func, "view_class", None)
+        setting = getattr(view_class, "max_body_bytes_setting", None)
+        if setting is None:
+            return None
+        limit = settings.SUMSERVICE[setting]
+        # A bad or missing Content-Length was answered in __call__ already.
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        return refuse_body(request, length, limit) if length > limit else None
+
+
+def refuse_body(request: HttpRequest, length: int, limit: int) -> HttpResponse:
+    if length <= _DRAIN_FACTOR * limit:
+        while request.read(_DRAIN_CHUNK):
+            pass
+    return json_error(413, f"The request body is {length} bytes; the limit is {limit} bytes.")
+
+
+class FrameProtectionMiddleware(XFrameOptionsMiddleware):
+    """No page of the service may be shown in another site's frame (clickjacking: the browsable
+    API's forms): Django's `X-Frame-Options: DENY`, and CSP's `frame-ancestors 'none'`, which
+    browsers now follow first."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response = super().process_response(request, response)
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        return response

@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from api import views
 from api.authentication import BearerTokenAuthentication
+from api.serializers import UNSAFE_USERNAME_CHARACTERS
 
 # --- Bodies ------------------------------------------------------------------------------------
 
@@ -48,9 +49,22 @@ TOKEN_REQUEST_ERRORS = {
     "minProperties": 1,
 }
 
+# The whitespace Python's str.strip() trims (what str.isspace() calls space), spelled out: the
+# `\s` of a pattern means other sets in other engines (ECMA's, which OpenAPI names, has U+FEFF
+# and lacks U+001C-U+001F and U+0085).
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# What a username or a password may not hold anywhere: DRF's CharField refuses NUL.
+FORBIDDEN = r"\x00"
 # The username is trimmed, and must then be 1 to 150 characters: it starts and ends with a
 # non-space, with at most 148 characters between. (A maxLength would count the spaces trimmed.)
-USERNAME_PATTERN = r"^\s*\S(?:[\s\S]{0,148}\S)?\s*$"
+# Nor, inside it, control, line or paragraph separator or bidi formatting characters (the
+# serializer's rule; those among SPACE may still surround it, trimmed).
+UNSAFE = FORBIDDEN + UNSAFE_USERNAME_CHARACTERS
+USERNAME_PATTERN = (
+    rf"^[{SPACE}]*[^{SPACE}{UNSAFE}](?:[^{UNSAFE}]{{0,148}}[^{SPACE}{UNSAFE}])?[{SPACE}]*$"
+)
+# Taken as sent: anything but only whitespace.
+PASSWORD_PATTERN = rf"^[^{FORBIDDEN}]*[^{SPACE}{FORBIDDEN}][^{FORBIDDEN}]*$"
 
 TOKEN_REQUEST = {
     "type": "object",
@@ -68,8 +82,7 @@ TOKEN_REQUEST = {
             "type": "string",
             "minLength": 1,
             "maxLength": 1024,
-            # Not only whitespace; taken as sent (not trimmed).
-            "pattern": r"\S",
+            "pattern": PASSWORD_PATTERN,
             "writeOnly": True,
             "description": (
                 "Not checked against any store, and not kept; not empty or only whitespace."
@@ -217,6 +230,9 @@ def header(name: str, description: str, statuses: list[int]) -> OpenApiParameter
 
 
 ALLOW = header("Allow", "The methods this path answers.", [405])
+RETRY_AFTER = header(
+    "Retry-After", "Seconds to wait before the rate limit lets a request in.", [429]
+)
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -262,15 +278,21 @@ class TokenObtainSchema(OpenApiViewExtension):
                         TOKEN_REQUEST_ERRORS,
                         description=(
                             "The body is not JSON or not an object, or a field is missing, not a"
-                            " string, blank or too long."
+                            " string, blank or too long, or the username holds control, line or"
+                            " paragraph separator or bidi formatting characters."
                         ),
                     ),
                     405: NOT_ALLOWED,
-                    413: TOO_LARGE,
+                    413: error(
+                        "The body is over `/auth`'s size limit (`SUMSERVICE_AUTH_MAX_BODY_BYTES`,"
+                        " 64 KiB)."
+                    ),
                     415: NOT_JSON,
+                    429: THROTTLED,
                 },
                 parameters=[
                     header("Cache-Control", "`no-store`: never cache a token.", [200]),
+                    RETRY_AFTER,
                     ALLOW,
                 ],
                 examples=[
@@ -329,6 +351,7 @@ class SumSchema(OpenApiViewExtension):
                         "A number literal is over `SUMSERVICE_MAX_NUMBER_LENGTH` characters, or"
                         " its written exponent beyond `SUMSERVICE_MAX_EXPONENT`."
                     ),
+                    429: THROTTLED,
                 },
                 parameters=[
                     header(
@@ -337,6 +360,7 @@ class SumSchema(OpenApiViewExtension):
                         ' `error="invalid_token"` when a token was sent.',
                         [401],
                     ),
+                    RETRY_AFTER,
                     ALLOW,
                 ],
                 examples=[OpenApiExample("numbers", value=[1, 2, 3, 4], request_only=True)],

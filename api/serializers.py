@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework import serializers
 from rest_framework.fields import empty
 from rest_framework_simplejwt import settings as simplejwt_settings
 
+from api import metrics
 from api.tokens import SumAccessToken
 
 
@@ -26,13 +28,33 @@ class StrictCharField(serializers.CharField):
         return super().run_validation(data)
 
 
+# Characters that would let a subject rewrite the logs and screens that show it: control
+# characters (Unicode Cc, exactly U+0000-U+001F and U+007F-U+009F: newlines, escapes), the line
+# and paragraph separators (Zl, Zp: U+2028, U+2029 alone), and the bidirectional embeddings,
+# overrides and isolates that reorder the text around them. A regex class, so that the OpenAPI
+# schema's username pattern (api/schema.py) says the same.
+UNSAFE_USERNAME_CHARACTERS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[{UNSAFE_USERNAME_CHARACTERS}]")
+
+
+def printable_text(value: str) -> None:
+    unsafe = _UNSAFE.search(value)
+    if unsafe:
+        raise serializers.ValidationError(
+            "Must not contain control characters, line or paragraph separators or"
+            f" bidirectional formatting characters (found U+{ord(unsafe.group()):04X}).",
+            code="unsafe_character",
+        )
+
+
 class TokenObtainSerializer(serializers.Serializer):
-    username = StrictCharField(max_length=150)
+    username = StrictCharField(max_length=150, validators=[printable_text])
     # Taken as sent: spaces in a password are part of it.
     password = StrictCharField(max_length=1024, trim_whitespace=False, write_only=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         token = SumAccessToken.for_subject(attrs["username"])
+        metrics.TOKENS_ISSUED.inc()
         lifetime = simplejwt_settings.api_settings.ACCESS_TOKEN_LIFETIME
         return {
             "access_token": str(token),

@@ -24,6 +24,28 @@ from api.keys import KeyRing, load_keyring
 # Claims every accepted token must carry: those an OIDC ID token requires, and SimpleJWT's.
 # PyJWT and SimpleJWT insist on all but `iat`; decode() checks the whole list.
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
+# NumericDate claims (RFC 7519 section 2): numbers of seconds, here bounded to years 1970-9999,
+# which Python's datetime (SimpleJWT's checks) can hold; PyJWT and SimpleJWT crash on others.
+TIME_CLAIMS = ("exp", "iat", "nbf")
+_LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z
+# Claims the service reads as text.
+TEXT_CLAIMS = ("sub", "jti", "token_type")
+
+
+def claim_type_error(payload: dict[str, Any]) -> str | None:
+    """What is wrong with the types of the payload's claims, or None: checked before anything
+    else reads them, so that a token with odd ones is refused (401), never a crash."""
+    for claim in TIME_CLAIMS:
+        value = payload.get(claim)
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not (0 <= value <= _LATEST_TIME):  # also NaN, which compares false
+            return f"Token's {claim} claim is not a time in seconds"
+    for claim in TEXT_CLAIMS:
+        if claim in payload and not isinstance(payload[claim], str):
+            return f"Token's {claim} claim is not a string"
+    return None
 
 
 class VerifiedTokens:
@@ -106,6 +128,15 @@ class KeyRingTokenBackend(TokenBackend):
         return key.verifier
 
     def decode(self, token: Any, verify: bool = True) -> dict[str, Any]:
+        # PyJWT checks the time claims while it verifies: their types are checked first, on
+        # the payload as sent (a refusal that needs no signature).
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as error:
+            raise TokenBackendError(_("Token is invalid")) from error
+        problem = claim_type_error(unverified)
+        if problem:
+            raise TokenBackendError(problem)
         payload = super().decode(token, verify=verify)
         if verify:
             missing = [claim for claim in REQUIRED_CLAIMS if payload.get(claim) is None]

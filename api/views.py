@@ -12,11 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenViewBase
 
+from api import metrics
 from api.authentication import BearerTokenAuthentication
 from api.oidc import DISCOVERY_MAX_AGE, JWKS_MAX_AGE, discovery_document
 from api.parsers import RawJSONParser
 from api.serializers import TokenObtainSerializer
 from api.summing import canonical_sum
+from api.throttling import AuthRateThrottle, SumRateThrottle
 from api.tokens import token_backend
 
 
@@ -45,6 +47,9 @@ class TokenObtainView(TokenViewBase):
     """POST /auth: a username and a password in, a signed access token out (OAuth 2 shape)."""
 
     serializer_class = TokenObtainSerializer
+    throttle_classes = [AuthRateThrottle]
+    # Two short strings: a larger body is refused before it is read (api.middleware).
+    max_body_bytes_setting = "AUTH_MAX_BODY_BYTES"
 
     def post(self, request: Request, *args, **kwargs) -> Response:
         response = super().post(request, *args, **kwargs)
@@ -66,11 +71,14 @@ class SumView(RawJSONView):
 
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [TokenRequired]
+    throttle_classes = [SumRateThrottle]
 
     def post(self, request: Request) -> Response:
+        document = self.document(request)
+        metrics.SUM_BODY_BYTES.observe(len(document))
         limits = settings.SUMSERVICE
         total = canonical_sum(
-            self.document(request),
+            document,
             max_number_length=limits["MAX_NUMBER_LENGTH"],
             max_exponent=limits["MAX_EXPONENT"],
         )

@@ -9,8 +9,17 @@ dir="${1:-$(cd "$(dirname "$0")" && pwd)/secrets}"
 umask 077
 mkdir -p "$dir"
 # Only you can reach the folder on the host. Docker mounts the files themselves into the
-# containers, where the service runs as uid 10001: the files must be readable by it.
+# containers, with their owner and mode, where the service runs as uid 10001, group 10001: the
+# files are made readable by that group, and by no other user (the service refuses to start
+# with a private key every user can read).
 chmod 0700 "$dir"
+# The group the files are given: 10001 when this runs as root; otherwise your own group, which
+# deploy/compose.yaml then adds to the service's user (SUMSERVICE_SECRETS_GID).
+if [ "$(id -u)" = 0 ]; then
+    group=10001
+else
+    group="$(id -g)"
+fi
 
 if [ ! -e "$dir/signing-key.pem" ]; then
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/signing-key.pem.new"
@@ -20,4 +29,8 @@ fi
 if [ ! -e "$dir/previous-keys.pem" ]; then
     : > "$dir/previous-keys.pem"
 fi
-chmod 0444 "$dir/signing-key.pem" "$dir/previous-keys.pem"
+chgrp "$group" "$dir/signing-key.pem" "$dir/previous-keys.pem"
+chmod 0440 "$dir/signing-key.pem" "$dir/previous-keys.pem"
+if [ "$group" != 10001 ]; then
+    echo "Run Compose with SUMSERVICE_SECRETS_GID=$group, so the service can read the keys." >&2
+fi

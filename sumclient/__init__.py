@@ -19,6 +19,7 @@ from .exceptions import (
     ServerError,
     SumClientError,
     TransportError,
+    UnexpectedResponseError,
 )
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "SumClient",
     "SumClientError",
     "TransportError",
+    "UnexpectedResponseError",
     "__version__",
 ]

@@ -19,6 +19,7 @@ from .exceptions import (
     ServerError,
     SumClientError,
     TransportError,
+    UnexpectedResponseError,
 )
 
 #: Seconds to wait for the connection and then for each read, unless told otherwise.
@@ -74,7 +75,9 @@ class SumClient:
         answer = _json_answer(response)
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
-            raise TransportError(f"the answer from {response.url} holds no access_token")
+            raise UnexpectedResponseError(
+                f"the answer from {response.url} holds no access_token", response=response
+            )
         self.token = token
         self._credentials = (username, password)
         return token
@@ -139,7 +142,9 @@ class SumClient:
         answer = _json_answer(response)
         sha256 = answer.get("sha256") if isinstance(answer, dict) else None
         if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
-            raise TransportError(f"the answer from {response.url} holds no sha256 hash")
+            raise UnexpectedResponseError(
+                f"the answer from {response.url} holds no sha256 hash", response=response
+            )
         return sha256
 
     def _post(self, endpoint: str, body: bytes, *, token: str | None = None) -> requests.Response:
@@ -158,11 +163,17 @@ class SumClient:
                 url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
             )
         except requests.Timeout as exc:
-            raise TransportError(f"timed out talking to {url} (timeout: {self.timeout} s)") from exc
+            raise TransportError(
+                f"timed out talking to {url} (timeout: {self.timeout} s)", request=exc.request
+            ) from exc
         except requests.ConnectionError as exc:
-            raise TransportError(f"cannot reach {url}: {_innermost(exc)}") from exc
+            raise TransportError(
+                f"cannot reach {url}: {_innermost(exc)}", request=exc.request
+            ) from exc
         except requests.RequestException as exc:
-            raise TransportError(f"cannot send the request to {url}: {exc}") from exc
+            raise TransportError(
+                f"cannot send the request to {url}: {exc}", request=exc.request
+            ) from exc
         if 200 <= response.status_code < 300:
             return response
         raise _error_for(response)
@@ -184,10 +195,10 @@ def _error_for(response: requests.Response) -> SumClientError:
     else:
         location = response.headers.get("Location")
         moved = f", redirecting to {location}: use that address as base_url" if location else ""
-        return TransportError(f"unexpected answer ({what}){moved}", status_code=status)
+        return UnexpectedResponseError(f"unexpected answer ({what}){moved}", response=response)
     detail = _server_message(response)
     message = summary if detail is None else f"{summary}: {detail}"
-    return error_class(message, status_code=status, detail=detail)
+    return error_class(message, detail=detail, response=response)
 
 
 def _server_message(response: requests.Response) -> str | None:
@@ -215,8 +226,9 @@ def _json_answer(response: requests.Response) -> Any:
         return json.loads(response.content)
     except ValueError as exc:
         content_type = response.headers.get("Content-Type", "no Content-Type")
-        raise TransportError(
-            f"the answer from {response.url} is not JSON ({content_type}): {exc}"
+        raise UnexpectedResponseError(
+            f"the answer from {response.url} is not JSON ({content_type}): {exc}",
+            response=response,
         ) from exc
 
 

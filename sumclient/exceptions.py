@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import requests
+
 
 class SumClientError(Exception):
     """Base class of every error raised by sumclient.
 
-    ``status_code`` is the HTTP status when the error comes from the server's answer, else ``None``;
-    ``detail`` is the server's own message in that case, else ``None``.
+    Like the exceptions of ``requests`` and ``httpx``, it carries what was exchanged:
+    ``request`` is the ``requests.PreparedRequest`` that was sent, or ``None`` when nothing was
+    (a document that cannot be sent, a URL that cannot be used); ``response`` is the server's
+    ``requests.Response``, or ``None`` when there was no answer. ``status_code`` is the answer's
+    HTTP status, else ``None``; ``detail`` the server's own message in an error answer, else
+    ``None``.
     """
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, detail: str | None = None
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        detail: str | None = None,
+        request: requests.PreparedRequest | None = None,
+        response: requests.Response | None = None,
     ) -> None:
         super().__init__(message)
+        if status_code is None and response is not None:
+            status_code = response.status_code
+        if request is None and response is not None:
+            request = response.request
         self.status_code = status_code
         self.detail = detail
+        self.request = request
+        self.response = response
 
 
 class InvalidDocumentError(SumClientError, ValueError):
@@ -38,4 +59,10 @@ class ServerError(SumClientError):
 
 
 class TransportError(SumClientError):
-    """No usable answer: the server is unreachable, timed out, or sent a malformed answer."""
+    """No usable answer: the server is unreachable or timed out, or (as the subclass
+    :class:`UnexpectedResponseError`) it answered something that is not the service's."""
+
+
+class UnexpectedResponseError(TransportError):
+    """The server answered, but not as the service does: a success that is not its JSON (a
+    proxy's page, an answer without the token or hash), or a redirect. ``response`` holds it."""

@@ -84,13 +84,18 @@ class BufferedWSGIApplication:
             client = scope.get("client")
             if client:
                 environ["REMOTE_PORT"] = str(client[1])
-            if length <= self.inline_body_bytes:
-                status, headers, content = self._run(environ)
-            else:
-                loop = asyncio.get_running_loop()
-                status, headers, content = await loop.run_in_executor(
-                    self.executor, self._run, environ
-                )
+            try:
+                if length <= self.inline_body_bytes:
+                    status, headers, content = self._run(environ)
+                else:
+                    loop = asyncio.get_running_loop()
+                    status, headers, content = await loop.run_in_executor(
+                        self.executor, self._run, environ
+                    )
+            finally:
+                # Django's and DRF's request objects hold the environ in reference cycles that
+                # only the cyclic collector frees; closed, the input lets go of the body now.
+                environ["wsgi.input"].close()
         finally:
             slot.release()
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -139,18 +144,13 @@ class BufferedWSGIApplication:
             started[:] = [status, headers]
             return written.append
 
+        result = self.wsgi(environ, start_response)
         try:
-            result = self.wsgi(environ, start_response)
-            try:
-                content = b"".join(written) + b"".join(result) if written else b"".join(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            content = b"".join(written) + b"".join(result) if written else b"".join(result)
         finally:
-            # Django's request (with DRF's, in reference cycles that only the cyclic collector
-            # frees) keeps the environ; closing the input lets go of the body now.
-            environ["wsgi.input"].close()
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
         status, headers = started
         encoded = [
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers

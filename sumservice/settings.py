@@ -5,7 +5,9 @@ table in docs/configuration.md lists them all. The service's own knobs live in t
 dict, namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
 """
 
+import ipaddress
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -74,10 +76,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that every answer is logged and counted, whoever gave it (issue 12).
+    "api.request_log.RequestLogMiddleware",
+    "api.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "api.middleware.BodySizeLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "api.middleware.FrameProtectionMiddleware",
 ]
 
 ROOT_URLCONF = "sumservice.urls"
@@ -108,8 +114,16 @@ WHITENOISE_USE_FINDERS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"message": {"format": "%(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        # The request log's lines are JSON already (api/request_log.py).
+        "requests": {"class": "logging.StreamHandler", "formatter": "message"},
+    },
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "sumservice.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+    },
 }
 
 SUMSERVICE = {
@@ -143,6 +157,83 @@ SUMSERVICE = {
     "LARGE_REQUEST_THREADS": env_int("SUMSERVICE_LARGE_REQUEST_THREADS", 2, minimum=1),
 }
 
+# --- Operating: rate limits, the cache that counts them, trusted proxies, /auth's body limit,
+# metrics. (issue 12)
+
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate (`60/minute`), or None for `off`."""
+    raw = env_str(name, default).lower()
+    if raw == "off":
+        return None
+    if not _RATE.match(raw) or int(raw.split("/")[0]) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be N/period (period: second, minute, hour or day), e.g. 60/minute,"
+            f" or off; got {raw!r}"
+        )
+    return raw
+
+
+SUMSERVICE.update(
+    {
+        # Requests per client address to /auth, and per token subject to /sum; None: no limit.
+        "AUTH_RATE": env_rate("SUMSERVICE_AUTH_RATE", "60/minute"),
+        "SUM_RATE": env_rate("SUMSERVICE_SUM_RATE", "off"),
+        # Peers whose X-Forwarded-For is believed (addresses or networks; `*`: any), so that
+        # the client address is the one the nearest untrusted hop connected from.
+        "TRUSTED_PROXIES": env_list("SUMSERVICE_TRUSTED_PROXIES", "127.0.0.1,::1"),
+        # /auth takes two short strings: a body over this is refused (413) before it is read.
+        "AUTH_MAX_BODY_BYTES": env_int("SUMSERVICE_AUTH_MAX_BODY_BYTES", 64 * 1024, minimum=1),
+        # GET /metrics, and the counting behind it.
+        "METRICS": env_bool("SUMSERVICE_METRICS", True),
+    }
+)
+
+for _proxy in SUMSERVICE["TRUSTED_PROXIES"]:
+    try:
+        _proxy == "*" or ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"SUMSERVICE_TRUSTED_PROXIES must list addresses or networks (or *), got {_proxy!r}"
+        ) from None
+
+# The rate limits' counts. With a Redis URL every replica shares them (Django's own backend).
+# Without one, gunicorn.conf.py gives the instance's workers a private folder of their own
+# (SUMSERVICE_CACHE_DIR) for a SQLite-backed cache: shared by the workers with no server to run,
+# its incr one SQLite transaction, atomic across processes. Without either (the development
+# server: one process), the process's memory.
+CACHE_URL = env_str("SUMSERVICE_CACHE_URL", "")
+CACHE_DIR = env_str("SUMSERVICE_CACHE_DIR", "")
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"SUMSERVICE_CACHE_URL must be a redis://, rediss:// or unix:// URL, got {CACHE_URL!r}"
+        )
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "sumservice",
+            # A Redis that stops answering costs a request a second at most (redis-py's own
+            # defaults wait forever).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+elif CACHE_DIR:
+    CACHES = {
+        "default": {
+            "BACKEND": "diskcache.DjangoCache",
+            "LOCATION": CACHE_DIR,
+            # SQLite's busy timeout; writes that meet a longer lock are retried by diskcache.
+            "DATABASE_TIMEOUT": 0.1,
+            "OPTIONS": {"size_limit": 64 * 1024 * 1024},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 SIMPLE_JWT = {
     "ALGORITHM": env_str("SUMSERVICE_JWT_ALGORITHM", "ES256"),
     "ISSUER": env_str("SUMSERVICE_ISSUER", f"http://{HOST}:{PORT}"),
@@ -168,6 +259,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.exception_handler.exception_handler",
     # Requests without a token have no user at all rather than Django's AnonymousUser.
     "UNAUTHENTICATED_USER": None,
+    # api.throttling's scopes; None turns one off.
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": SUMSERVICE["AUTH_RATE"],
+        "sum": SUMSERVICE["SUM_RATE"],
+    },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

@@ -80,6 +80,19 @@ class Forger:
     def token(self, **changes: Any) -> str:
         return self.sign(self.claims(**changes))
 
+    def sign_raw_payload(self, payload: bytes) -> str:
+        """A payload of exactly these bytes (JSON that json.dumps cannot write), signed."""
+        return jwt.api_jws.encode(
+            payload, self.key.signer, algorithm=self.key.algorithm, headers={"kid": self.key.kid}
+        )
+
+    def raw_claim(self, name: str, literal: str) -> str:
+        """The usual claims, with `name` given as this literal JSON text."""
+        claims = json.dumps(self.claims(**{name: 0}))
+        return self.sign_raw_payload(
+            claims.replace(f'"{name}": 0', f'"{name}": {literal}').encode()
+        )
+
     def stranger_key(self) -> Any:
         """A private key of the right type that the service has never seen."""
         pem = generate_private_key(self.key.algorithm)
@@ -137,6 +150,33 @@ ATTACKS: dict[str, Callable[[Forger], str]] = {
     "no exp": lambda f: f.token(exp=DROP),
     "no iat": lambda f: f.token(iat=DROP),
     "a refresh token": lambda f: f.token(token_type="refresh"),
+    # Signed with the real key, with claims of odd types: refused (never a 500).
+    "exp not a number": lambda f: f.token(exp="tomorrow"),
+    "exp a numeric string": lambda f: f.token(exp=str(_future(600))),
+    "exp a boolean": lambda f: f.token(exp=True),
+    "exp a list": lambda f: f.token(exp=[_future(600)]),
+    "exp an object": lambda f: f.token(exp={"at": _future(600)}),
+    "exp beyond year 9999": lambda f: f.token(exp=10**20),
+    "exp beyond any float": lambda f: f.raw_claim("exp", "1e400"),
+    "exp a huge integer": lambda f: f.raw_claim("exp", "9" * 400),
+    "exp NaN": lambda f: f.raw_claim("exp", "NaN"),
+    "exp Infinity": lambda f: f.raw_claim("exp", "Infinity"),
+    "exp negative": lambda f: f.token(exp=-(10**20)),
+    "iat not a number": lambda f: f.token(iat="now"),
+    "iat huge": lambda f: f.token(iat=10**20),
+    "iat beyond any float": lambda f: f.raw_claim("iat", "1e400"),
+    "nbf not a number": lambda f: f.token(nbf="later"),
+    "nbf huge negative": lambda f: f.token(nbf=-(10**30)),
+    "nbf beyond any float": lambda f: f.raw_claim("nbf", "-1e400"),
+    "sub a number": lambda f: f.token(sub=123),
+    "sub a list": lambda f: f.token(sub=["alice"]),
+    "sub an object": lambda f: f.token(sub={"name": "alice"}),
+    "jti a number": lambda f: f.token(jti=42),
+    "token_type a list": lambda f: f.token(token_type=["access"]),
+    "aud an object": lambda f: f.token(aud={"aud": f.audience}),
+    "iss a list": lambda f: f.raw_claim("iss", json.dumps([f.issuer])),
+    "payload not an object": lambda f: f.sign_raw_payload(b"[1, 2]"),
+    "payload a string": lambda f: f.sign_raw_payload(b'"claims"'),
     "not a JWT": lambda f: "not-a-jwt",
     "three junk segments": lambda f: "a.b.c",
 }

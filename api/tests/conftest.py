@@ -33,6 +33,18 @@ def forger(settings: Any) -> Forger:
     )
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache(settings: Any, tmp_path) -> None:
+    """Each test counts its requests from zero, in a cache of its own. (The SQLite-backed one
+    gunicorn's workers share is tested where processes share it: test_throttling, tests/e2e.)"""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": str(tmp_path),
+        }
+    }
+
+
 @pytest.fixture
 def state_dir(settings: Any, tmp_path: Path) -> Iterator[Path]:
     """A state folder of the test's own (so its own keys) and a backend built afresh: the

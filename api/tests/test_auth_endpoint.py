@@ -108,7 +108,8 @@ def test_body_that_is_not_json_is_400(client: Client, body: bytes) -> None:
     assert response.json()["detail"].startswith("JSON parse error")
 
 
-@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"username": ' * 50_000])
+# Far deeper than Python's recursion limit (1000), within /auth's 64 KiB body limit.
+@pytest.mark.parametrize("body", [b"[" * 60_000, b'{"username": ' * 4_000])
 def test_deeply_nested_body_is_400(client: Client, body: bytes) -> None:
     response = post_auth(client, body)
     assert response.status_code == 400
@@ -183,3 +184,64 @@ def test_browsable_api_renders_html(client: Client) -> None:
     assert response.status_code == 405
     assert response["Content-Type"].startswith("text/html")
     assert b"Token Obtain" in response.content
+
+
+# ---------------------------------------------------------------------------------------------
+# Usernames that would rewrite the logs and screens showing them: 400 naming the field
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        "ali\nce",  # Cc: a forged second log line
+        "alice\x1b[2J",  # Cc: an ANSI escape (clear screen)
+        "al\x00ice",
+        "ali\x7fce",
+        "alice\x85x",  # Cc: NEL
+        "ali\u2028ce",  # Zl
+        "ali\u2029ce",  # Zp
+        *[f"admin{chr(c)}nimda" for c in (0x202A, 0x202B, 0x202C, 0x202D, 0x202E)],
+        *[f"admin{chr(c)}nimda" for c in (0x2066, 0x2067, 0x2068, 0x2069)],
+    ],
+)
+def test_username_with_unsafe_characters_is_400(client: Client, username: str) -> None:
+    response = post_auth(client, {"username": username, "password": "x"})
+    assert response.status_code == 400
+    # (DRF refuses U+0000 in a message of its own too.)
+    [message] = [m for m in response.json()["username"] if "control characters" in m]
+    assert f"U+{ord(next(c for c in username if not c.isalnum())):04X}" in message
+
+
+def test_other_unicode_is_kept_as_sent_trimmed(client: Client) -> None:
+    username = "Zoë 山田 ✓ \u200dמרים العربية"
+    response = post_auth(client, {"username": f" \t{username}\n ", "password": "x"})
+    assert response.status_code == 200
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == username
+
+
+# ---------------------------------------------------------------------------------------------
+# 413: /auth takes two short strings, so its bodies are limited to 64 KiB
+
+
+def padded(size: int) -> bytes:
+    document = b'{"username": "alice", "password": "x"}'
+    return document + b" " * (size - len(document))
+
+
+def test_auth_body_of_64_kib_is_accepted(client: Client) -> None:
+    assert post_auth(client, padded(64 * 1024)).status_code == 200
+
+
+def test_auth_body_over_64_kib_is_413(client: Client) -> None:
+    response = post_auth(client, padded(64 * 1024 + 1))
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "The request body is 65537 bytes; the limit is 65536 bytes."
+    }
+
+
+def test_auth_body_limit_is_configurable(client: Client, settings) -> None:
+    settings.SUMSERVICE = {**settings.SUMSERVICE, "AUTH_MAX_BODY_BYTES": 100}
+    assert post_auth(client, padded(100)).status_code == 200
+    assert post_auth(client, padded(101)).status_code == 413

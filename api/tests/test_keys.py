@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def test_key_from_environment_text_and_file(tmp_path: Path) -> None:
     from_text = load_keyring(config(tmp_path, SIGNING_KEY=pem.decode()), "ES256")
     key_file = tmp_path / "secret.pem"
     key_file.write_bytes(pem)
+    key_file.chmod(0o600)
     from_file = load_keyring(config(tmp_path, SIGNING_KEY_FILE=str(key_file)), "ES256")
     assert from_text.current.kid == from_file.current.kid
     assert not (tmp_path / "keys").exists()  # a configured key never touches the state folder
@@ -187,3 +189,116 @@ def test_rotation_keeps_the_old_key_for_verification_until_pruned(tmp_path: Path
     retired.rename(old)
     assert prune_retired_keys(key_dir, older_than=3600) == [old]
     assert load_keyring(config(tmp_path), "ES256").previous == ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Retired keys are kept as public keys; keys others could read or change stop the start
+
+
+def test_a_retired_key_is_kept_as_its_public_key_only(tmp_path: Path) -> None:
+    before = load_keyring(config(tmp_path), "ES256")
+    retired, current = rotate_state_key(tmp_path / "keys", "ES256")
+    assert b"PRIVATE" not in retired.read_bytes()
+    assert stat.S_IMODE(retired.stat().st_mode) == 0o600
+    assert stat.S_IMODE(current.stat().st_mode) == 0o600
+    (previous,) = load_keyring(config(tmp_path), "ES256").previous
+    assert previous.kid == before.current.kid
+    assert previous.public_jwk == before.current.public_jwk
+
+
+def test_rotating_rewrites_retired_private_keys_as_public(tmp_path: Path) -> None:
+    # As rotations before this version left them: the whole private key in retired/.
+    key_dir = tmp_path / "keys"
+    ensure_state_key(key_dir, "ES256")
+    (key_dir / "retired").mkdir(mode=0o700)
+    old_pem = generate_private_key("ES256")
+    old = key_dir / "retired" / f"{int(time.time()) - 60}-old.pem"
+    old.write_bytes(old_pem)
+    old.chmod(0o600)
+    rotate_state_key(key_dir, "ES256")
+    assert old.read_text() == public_pem(old_pem)
+    assert all(b"PRIVATE" not in path.read_bytes() for path in (key_dir / "retired").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("where", "mode", "problem", "fix"),
+    [
+        ("", 0o777, "written by other users", "chmod 700"),
+        ("", 0o770, "written by other users", "chmod 700"),
+        ("keys", 0o755, "read by other users", "chmod 700"),
+        ("keys", 0o730, "written by other users", "chmod 700"),
+        ("keys/signing-key.pem", 0o644, "read by other users", "chmod 600"),
+        ("keys/signing-key.pem", 0o604, "read by other users", "chmod 600"),
+        ("keys/signing-key.pem", 0o620, "written by other users", "chmod 600"),
+        ("keys/retired", 0o750, "read by other users", "chmod 700"),
+    ],
+)
+def test_a_state_folder_open_to_others_stops_the_start(
+    tmp_path: Path, where: str, mode: int, problem: str, fix: str
+) -> None:
+    state_dir = tmp_path / "state"
+    load_keyring(config(state_dir), "ES256")
+    rotate_state_key(state_dir / "keys", "ES256")
+    (state_dir / where).chmod(mode)
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_keyring(config(state_dir), "ES256")
+    message = str(refused.value)
+    assert f"{state_dir / where if where else state_dir}" in message
+    assert problem in message
+    assert f"Fix: {fix} {state_dir / where if where else state_dir}" in message
+
+
+def test_a_state_folder_others_may_only_enter_is_fine(tmp_path: Path) -> None:
+    # The state folder readable (not writable) by others, as a home folder often is: the key
+    # folder inside is still the service's alone.
+    state_dir = tmp_path / "state"
+    load_keyring(config(state_dir), "ES256")
+    state_dir.chmod(0o755)
+    assert load_keyring(config(state_dir), "ES256").current.signer is not None
+
+
+def test_a_new_state_folder_is_made_private(tmp_path: Path) -> None:
+    state_dir = tmp_path / "a" / "state"
+    load_keyring(config(state_dir), "ES256")
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state_dir / "keys").stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("mode", "refused"),
+    [
+        (0o600, None),
+        (0o400, None),
+        (0o640, None),  # a Kubernetes Secret with fsGroup: the service's group reads it
+        (0o440, None),
+        (0o644, "chmod o-r"),
+        (0o444, "chmod o-r"),
+        (0o660, "chmod go-w"),
+        (0o602, "chmod go-w"),
+    ],
+)
+def test_a_configured_private_key_file_others_can_read_or_change(
+    tmp_path: Path, mode: int, refused: str | None
+) -> None:
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(generate_private_key("ES256"))
+    key_file.chmod(mode)
+    settings = config(tmp_path, SIGNING_KEY_FILE=str(key_file))
+    if refused is None:
+        assert load_keyring(settings, "ES256").current.signer is not None
+        return
+    with pytest.raises(ImproperlyConfigured) as error:
+        load_keyring(settings, "ES256")
+    assert f"SUMSERVICE_JWT_PRIVATE_KEY_FILE {key_file}" in str(error.value)
+    assert f"Fix: {refused} {key_file}" in str(error.value)
+
+
+def test_previous_keys_file_public_may_be_read_not_changed(tmp_path: Path) -> None:
+    previous = tmp_path / "previous.pem"
+    previous.write_text(public_pem(generate_private_key("ES256")))
+    previous.chmod(0o644)
+    settings = config(tmp_path, PREVIOUS_KEYS_FILE=str(previous))
+    assert len(load_keyring(settings, "ES256").previous) == 1
+    previous.chmod(0o664)
+    with pytest.raises(ImproperlyConfigured, match="can be written by other users"):
+        load_keyring(settings, "ES256")

@@ -127,6 +127,7 @@ def test_jwks_publishes_the_previous_keys_of_the_configuration(
 ) -> None:
     old_pem, new_pem = generate_private_key("ES256"), generate_private_key("ES256")
     (tmp_path / "previous.pem").write_bytes(old_pem)
+    (tmp_path / "previous.pem").chmod(0o600)
     settings.SUMSERVICE = {
         **settings.SUMSERVICE,
         "SIGNING_KEY": new_pem.decode(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -10,11 +11,12 @@ import yaml
 from django.test import Client
 from openapi_spec_validator import validate
 
+from api.schema import SPACE
 from api.tests.utils import post_sum
 
 CONTRACT_STATUSES = {
-    ("/auth", "post"): {"200", "400", "405", "413", "415"},
-    ("/sum", "post"): {"200", "400", "401", "405", "413", "415", "422"},
+    ("/auth", "post"): {"200", "400", "405", "413", "415", "429"},
+    ("/sum", "post"): {"200", "400", "401", "405", "413", "415", "422", "429"},
     ("/healthz", "get"): {"200"},
     ("/.well-known/openid-configuration", "get"): {"200"},
     ("/.well-known/jwks.json", "get"): {"200"},
@@ -78,11 +80,13 @@ def test_auth_takes_two_required_non_blank_strings(schema: dict[str, Any]) -> No
     username = re.compile(request["properties"]["username"]["pattern"])
     for accepted in ["a", " alice ", "x" * 150, "  " + "x" * 150 + "\n", "a b"]:
         assert username.search(accepted), accepted
-    for refused in ["", " ", "\t\n", "x" * 151, " " + "x" * 151]:
+    for refused in ["", " ", "\t\n", "x" * 151, " " + "x" * 151, "a\x00b", "\x1d\x85\u3000"]:
         assert not username.search(refused), refused
     password = request["properties"]["password"]
     assert (password["minLength"], password["maxLength"]) == (1, 1024)
+    assert re.search(password["pattern"], " secret ")
     assert not re.search(password["pattern"], "   ")
+    assert not re.search(password["pattern"], "se\x00cret")
     headers = schema["paths"]["/auth"]["post"]["responses"]["200"]["headers"]
     assert headers["Cache-Control"]["required"] is True
     assert answer_schema(schema, "/auth")["required"] == [
@@ -109,6 +113,12 @@ def test_the_schema_patterns_match_real_answers(
             assert re.search(properties[name]["pattern"], answer[name]), (document, answer)
     token_pattern = answer_schema(schema, "/auth")["properties"]["access_token"]["pattern"]
     assert re.search(token_pattern, token)
+
+
+def test_the_schema_spells_out_the_whitespace_python_trims() -> None:
+    spaces = "".join(char for char in map(chr, range(sys.maxunicode + 1)) if char.isspace())
+    assert re.fullmatch(f"[{SPACE}]+", spaces)
+    assert not re.search(f"[{SPACE}]", "".join(set(map(chr, range(0x3001))) - set(spaces)))
 
 
 def test_the_yaml_schema_is_the_same(client: Client, schema: dict[str, Any]) -> None:

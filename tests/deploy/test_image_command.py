@@ -179,6 +179,9 @@ def key_files(image: ImageFiles) -> Path:
         folder.chmod(0o755)
     for name in ("signing-key.pem", "previous-keys.pem"):
         shutil.copy2(made / name, mounted / name)
+        # A bind mount shows the host file's owner and group too.
+        host = (made / name).stat()
+        os.chown(mounted / name, host.st_uid, host.st_gid)
     shutil.rmtree(made)
     return mounted
 
@@ -327,8 +330,11 @@ def test_make_keys_makes_a_key_once_and_keeps_it(tmp_path: Path):
     key = (folder / "signing-key.pem").read_bytes()
     assert key.startswith(b"-----BEGIN PRIVATE KEY-----")
     assert (folder / "previous-keys.pem").read_bytes() == b""
-    # Readable by the container's user through the mount; the folder is the owner's alone.
-    assert stat.S_IMODE((folder / "signing-key.pem").stat().st_mode) == 0o444
+    # Readable by the container's group through the mount, by no other user; the folder is the
+    # owner's alone.
+    key_file = (folder / "signing-key.pem").stat()
+    assert stat.S_IMODE(key_file.st_mode) == 0o440
+    assert key_file.st_gid == (10001 if os.geteuid() == 0 else os.getegid())
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert run(str(DEPLOY / "make-keys.sh"), str(folder)).returncode == 0
     assert (folder / "signing-key.pem").read_bytes() == key

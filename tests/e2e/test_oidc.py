@@ -68,8 +68,9 @@ def forger(server: LiveServer) -> Forger:
 
 @pytest.fixture
 def rotating_server() -> Iterator[LiveServer]:
-    """A server of its own: these tests change its keys."""
-    with LiveServer() as server:
+    """A server of its own: these tests change its keys. Its streams of token requests from one
+    address go past the /auth rate limit (tested in test_rate_limits): it is off here."""
+    with LiveServer(env={"SUMSERVICE_AUTH_RATE": "off"}) as server:
         yield server
 
 
@@ -212,6 +213,9 @@ def test_rotation_of_configured_keys_across_replicas(tmp_path: Path) -> None:
     signing, previous = tmp_path / "signing.pem", tmp_path / "previous.pem"
     signing.write_bytes((tmp_path / "old.pem").read_bytes())
     previous.write_bytes(b"")
+    # As a Secret mounts them: readable by the service's user (here, the owner) alone.
+    signing.chmod(0o600)
+    previous.chmod(0o600)
     env = {
         "SUMSERVICE_JWT_PRIVATE_KEY_FILE": str(signing),
         "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE": str(previous),
@@ -251,3 +255,14 @@ def test_rotation_of_configured_keys_across_replicas(tmp_path: Path) -> None:
         assert all(published_kids(r) == [new.kid] for r in replicas)
         assert accepted_everywhere(token_1)
         assert all(post_sum(r, b"[1]", token_0).status_code == 401 for r in replicas)
+
+
+def test_a_key_folder_others_can_read_stops_the_start(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    (state_dir / "keys").mkdir(parents=True)
+    state_dir.chmod(0o700)
+    (state_dir / "keys").chmod(0o755)
+    server = LiveServer(state_dir=state_dir)
+    with pytest.raises(RuntimeError) as refused:
+        server.start()
+    assert f"Fix: chmod 700 {state_dir / 'keys'}" in str(refused.value)

@@ -87,7 +87,8 @@ def nasty_inputs_get_their_answer_and_every_worker_survives(server: LiveServer) 
 
 
 def test_nasty_token_requests_are_400(server: LiveServer) -> None:
-    for body in [b"[" * 1_000_000, b'{"username": "' + b"\xff" * 10 + b'", "password": "x"}']:
+    # Nested far past the parser's recursion limit, within /auth's 64 KiB; and invalid UTF-8.
+    for body in [b"[" * 60_000, b'{"username": "' + b"\xff" * 10 + b'", "password": "x"}']:
         response = requests.post(
             server.url + "/auth",
             data=body,
@@ -96,6 +97,9 @@ def test_nasty_token_requests_are_400(server: LiveServer) -> None:
         )
         assert response.status_code == 400, response.text[:200]
         assert response.json()["detail"].startswith("JSON parse error")
+    big = requests.post(server.url + "/auth", data=b"[" * 1_000_000, timeout=30)
+    assert big.status_code == 413
+    assert big.json() == {"detail": "The request body is 1000000 bytes; the limit is 65536 bytes."}
     assert "Traceback" not in server.log()
 
 

@@ -11,10 +11,12 @@ import requests
 from sumclient import (
     AuthenticationError,
     BadRequestError,
+    InvalidDocumentError,
     ServerError,
     SumClient,
     SumClientError,
     TransportError,
+    UnexpectedResponseError,
 )
 
 from .fakeservice import BASE_URL, HASH_OF_10, FakeService
@@ -142,6 +144,11 @@ def test_a_4xx_raises_bad_request_with_the_status_and_the_servers_message(
 
     assert caught.value.status_code == status
     assert caught.value.detail == detail
+    # What was exchanged comes with it, as with requests' and httpx's errors.
+    assert caught.value.response.status_code == status
+    assert caught.value.response.json() == {"detail": detail}
+    assert caught.value.request is service.sent[-1]
+    assert (caught.value.request.method, caught.value.request.url) == ("POST", f"{BASE_URL}/sum")
     reason = HTTPStatus(status).phrase
     assert str(caught.value) == (
         f"the server refused the request ({status} {reason} from {BASE_URL}/sum): {detail}"
@@ -191,40 +198,50 @@ def test_a_5xx_html_page_raises_server_error_with_the_status_in_words(
 
     assert caught.value.status_code == 502
     assert caught.value.detail is None
+    assert caught.value.response.text == "<html><body>Bad Gateway</body></html>"
     assert str(caught.value) == f"the server failed (502 Bad Gateway from {BASE_URL}/sum)"
 
 
-def test_a_200_that_is_not_json_raises_transport_error(
+def test_a_200_that_is_not_json_raises_unexpected_response_error(
     signed_in: SumClient, service: FakeService
 ) -> None:
     service.reply(200, raw=b"<html>Welcome to nginx!</html>", **{"Content-Type": "text/html"})
 
-    with pytest.raises(TransportError) as caught:
+    with pytest.raises(UnexpectedResponseError) as caught:
         signed_in.sum([1])
 
     assert str(caught.value).startswith(f"the answer from {BASE_URL}/sum is not JSON (text/html): ")
     assert isinstance(caught.value.__cause__, ValueError)
+    # A TransportError still, as it was before the two were told apart.
+    assert isinstance(caught.value, TransportError)
+    assert caught.value.status_code == 200
+    assert caught.value.response.text == "<html>Welcome to nginx!</html>"
+    assert caught.value.request is service.sent[-1]
 
 
 @pytest.mark.parametrize(
     "body", [{"sum": "10"}, {"sha256": 10}, {"sha256": "not-a-hash"}, ["4a44dc15"], "x"]
 )
-def test_a_200_without_a_hash_raises_transport_error(
+def test_a_200_without_a_hash_raises_unexpected_response_error(
     signed_in: SumClient, service: FakeService, body: object
 ) -> None:
     service.reply(200, body)
 
-    with pytest.raises(TransportError, match=r"answer from http://sum\.test/sum holds no sha256"):
+    with pytest.raises(
+        UnexpectedResponseError, match=r"answer from http://sum\.test/sum holds no sha256"
+    ) as caught:
         signed_in.sum([1])
+    assert caught.value.response.json() == body
 
 
-def test_an_auth_answer_without_a_token_raises_transport_error(
+def test_an_auth_answer_without_a_token_raises_unexpected_response_error(
     sum_client: SumClient, service: FakeService
 ) -> None:
     service.reply(200, {"token_type": "Bearer"})
 
-    with pytest.raises(TransportError, match=r"holds no access_token"):
+    with pytest.raises(UnexpectedResponseError, match=r"holds no access_token") as caught:
         sum_client.authenticate("alice", "secret")
+    assert caught.value.response.json() == {"token_type": "Bearer"}
     assert sum_client.token is None
 
 
@@ -232,11 +249,12 @@ def test_a_redirect_is_not_followed(sum_client: SumClient, service: FakeService)
     # Following a 307 would post the password to wherever it points.
     service.reply(307, raw=b"", Location="https://elsewhere.test/auth")
 
-    with pytest.raises(TransportError) as caught:
+    with pytest.raises(UnexpectedResponseError) as caught:
         sum_client.authenticate("alice", "secret")
 
     assert caught.value.status_code == 307
     assert "redirecting to https://elsewhere.test/auth" in str(caught.value)
+    assert caught.value.response.headers["Location"] == "https://elsewhere.test/auth"
     assert service.paths() == ["/auth"]
 
 
@@ -250,6 +268,8 @@ def test_a_requests_exception_becomes_a_transport_error(
         signed_in.sum([1])
 
     assert caught.value.__cause__ is failure
+    assert not isinstance(caught.value, UnexpectedResponseError)
+    assert caught.value.response is None
 
 
 @pytest.mark.parametrize(
@@ -265,8 +285,16 @@ def test_an_unusable_url_raises_transport_error(base_url: str, message: str) -> 
 
 
 def test_every_error_is_a_sum_client_error() -> None:
-    for error_class in (AuthenticationError, BadRequestError, ServerError, TransportError):
+    for error_class in (
+        AuthenticationError,
+        BadRequestError,
+        ServerError,
+        TransportError,
+        UnexpectedResponseError,
+        InvalidDocumentError,
+    ):
         assert issubclass(error_class, SumClientError)
+    assert issubclass(UnexpectedResponseError, TransportError)
 
 
 @pytest.mark.parametrize(

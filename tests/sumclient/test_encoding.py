@@ -113,6 +113,7 @@ def test_nan_and_infinities_are_refused_before_sending(
     assert isinstance(caught.value, ValueError)
     assert isinstance(caught.value, SumClientError)
     assert service.sent == []
+    assert caught.value.request is None and caught.value.response is None
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from sumclient import SumClient, TransportError
+from sumclient import SumClient, TransportError, UnexpectedResponseError
 
 
 @pytest.fixture
@@ -38,6 +38,10 @@ def test_an_unreachable_server_raises_transport_error(closed_port: int) -> None:
         rf"cannot reach {url}/auth: \[Errno \d+\] Connection refused", str(caught.value)
     )
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
+    # No answer, and the request that could not be delivered.
+    assert not isinstance(caught.value, UnexpectedResponseError)
+    assert caught.value.response is None and caught.value.status_code is None
+    assert caught.value.request.url == f"{url}/auth"
 
 
 def test_a_server_that_never_answers_times_out(silent_server: str) -> None:
@@ -52,3 +56,5 @@ def test_a_server_that_never_answers_times_out(silent_server: str) -> None:
     assert time.monotonic() - started < 5
     assert str(caught.value) == f"timed out talking to {silent_server}/sum (timeout: 0.2 s)"
     assert isinstance(caught.value.__cause__, requests.Timeout)
+    assert caught.value.response is None
+    assert caught.value.request.url == f"{silent_server}/sum"

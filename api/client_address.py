@@ -1,0 +1,51 @@
+"""The address of the client behind a request, as seen through the proxies we trust.
+
+gunicorn gives the peer that connected (REMOTE_ADDR). Behind nginx or an ingress that peer is
+the proxy, and the client is named in X-Forwarded-For, where each proxy appends the address it
+was connected from. Only the entries added by trusted proxies can be believed: reading the
+header from the right, the first address that is not a trusted proxy is the client. Anything
+to its left was written by the client itself and may be forged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from django.conf import settings
+from django.http import HttpRequest
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _trusted(entries: tuple[str, ...]) -> tuple[bool, tuple[Network, ...]]:
+    """(any peer is trusted, the trusted networks), from SUMSERVICE["TRUSTED_PROXIES"]."""
+    if "*" in entries:
+        return True, ()
+    return False, tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _is_trusted(address: str, trust_all: bool, networks: tuple[Network, ...]) -> bool:
+    if trust_all:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: HttpRequest) -> str:
+    peer = request.META.get("REMOTE_ADDR") or ""
+    trust_all, networks = _trusted(tuple(settings.SUMSERVICE["TRUSTED_PROXIES"]))
+    if not _is_trusted(peer, trust_all, networks):
+        return peer
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    address = peer
+    for hop in reversed(hops):
+        address = hop
+        if not _is_trusted(hop, trust_all, networks):
+            break
+    return address

@@ -1,0 +1,98 @@
+"""Rate limits (DRF throttles): /auth per client address, /sum per token subject.
+
+DRF's SimpleRateThrottle keeps each client's request times as a list in the cache and writes it
+back after each request: a read-modify-write that loses requests when two workers (or replicas)
+handle one client at once, so a client sending in parallel gets past the limit. These throttles
+keep DRF's rates, scopes, keys, 429 and Retry-After, and count with the cache's atomic `incr`
+instead (one SQLite transaction with diskcache, INCR with Redis): a sliding window estimated
+from two fixed-window counters, the current one and the one before it weighted by how much of
+it still lies inside the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+
+from rest_framework import settings as drf_settings
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from api import metrics
+from api.client_address import client_address
+
+logger = logging.getLogger(__name__)
+
+
+class SlidingWindowThrottle(SimpleRateThrottle):
+    def get_rate(self) -> str | None:
+        # Through the module: DRF replaces its settings object when REST_FRAMEWORK changes,
+        # and the class attribute SimpleRateThrottle reads was copied at import.
+        return drf_settings.api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        self.now = self.timer()
+        window, elapsed = divmod(self.now, self.duration)
+        current = f"{key}:{int(window)}"
+        try:
+            # add() makes the counter only if it is missing; incr() then counts atomically.
+            # Kept two windows: the next window still reads it as its previous one.
+            self.cache.add(current, 0, timeout=2 * self.duration)
+            count = self.cache.incr(current)
+            previous = self.cache.get(f"{key}:{int(window) - 1}", 0)
+        except Exception:  # the cache is unreachable (Redis down): serve rather than refuse all
+            logger.exception("Rate limit %s not applied: the cache failed", self.scope)
+            return True
+        weight = 1 - elapsed / self.duration
+        if previous * weight + count <= self.num_requests:
+            return True
+        # A refused request is not counted: a client that keeps trying gets in once the window
+        # has moved on.
+        self.cache.decr(current)
+        count -= 1
+        self.retry_after = self._seconds_until_one_more(count, previous, elapsed)
+        metrics.THROTTLED.labels(scope=self.scope).inc()
+        return False
+
+    def _seconds_until_one_more(self, count: int, previous: int, elapsed: float) -> float:
+        """How long until the estimate lets one more request in, `count` having been let in
+        in this window and `previous` in the one before."""
+        limit, duration = self.num_requests, self.duration
+        if count < limit:
+            # Within this window, once the previous one's weighted share has fallen enough.
+            return (1 - (limit - count - 1) / previous) * duration - elapsed
+        # In the next window, where this one's count is the share that must fall.
+        return duration - elapsed + (1 - (limit - 1) / count) * duration
+
+    def wait(self) -> float:
+        return max(1, math.ceil(self.retry_after))
+
+
+class AuthRateThrottle(SlidingWindowThrottle):
+    """Token requests per client address (through trusted proxies): slows password guessing."""
+
+    scope = "auth"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
+
+
+class SumRateThrottle(SlidingWindowThrottle):
+    """/sum requests per token subject. Authentication runs first, so every request here
+    carries a valid token; the subject is hashed into the key, whatever characters it has."""
+
+    scope = "sum"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        if request.auth is None:
+            return None
+        subject = str(request.auth.get("sub", "")).encode()
+        ident = hashlib.sha256(subject).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,92 @@
+"""Rate limits end to end: counts shared by every gunicorn worker of an instance (the embedded
+default, no server to run), and by every instance that names one Redis server."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.liveserver import LiveServer
+from tests.redisserver import RedisServer
+from tests.utils import pids_that_answered, post_sum
+
+CREDENTIALS = {"username": "alice", "password": "secret"}
+
+
+def post_auth(server: LiveServer) -> requests.Response:
+    return requests.post(server.url + "/auth", json=CREDENTIALS, timeout=10)
+
+
+def assert_429(response: requests.Response, limit: int) -> None:
+    assert response.status_code == 429
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["detail"].startswith("Request was throttled.")
+    # At most a minute and 1/limit of one: the sliding window's estimate of the last minute
+    # counts the previous minute's requests as spread evenly over it (docs: rate limits).
+    assert 1 <= int(response.headers["Retry-After"]) <= 60 + 60 / limit
+
+
+def test_the_61st_token_request_in_a_minute_is_429_on_every_worker() -> None:
+    # The shipped default: 60 per minute per client address, counted by both workers together.
+    with LiveServer(workers=2) as server, ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = [r.status_code for r in pool.map(lambda _: post_auth(server), range(60))]
+        assert statuses == [200] * 60
+        assert len(pids_that_answered(server, "/auth")) == 2
+        refused = list(pool.map(lambda _: post_auth(server), range(4)))
+    for response in refused:
+        assert_429(response, 60)
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    with RedisServer() as redis:
+        yield redis
+
+
+@pytest.fixture(scope="module")
+def two_instances(redis_server: RedisServer):
+    """Two gunicorn instances (as two replicas) sharing one Redis, with small limits."""
+    env = {
+        "SUMSERVICE_CACHE_URL": redis_server.url,
+        "SUMSERVICE_AUTH_RATE": "5/minute",
+        "SUMSERVICE_SUM_RATE": "4/minute",
+        # One issuer, as replicas behind one address: each accepts the tokens of the other.
+        "SUMSERVICE_ISSUER": "http://sum.test",
+    }
+    with LiveServer(env=env) as first, LiveServer(env=env, state_dir=first.state_dir) as second:
+        yield first, second
+
+
+def test_instances_sharing_redis_share_one_budget(two_instances) -> None:
+    first, second = two_instances
+    statuses = [post_auth(server).status_code for server in (first, second, first, second, first)]
+    assert statuses == [200] * 5
+    assert_429(post_auth(second), 5)
+    assert_429(post_auth(first), 5)
+
+
+def test_sum_is_limited_per_subject_across_instances(two_instances) -> None:
+    first, second = two_instances
+    # Tokens for two subjects, from a client address the /auth budget has not spent.
+    forwarded = {"X-Forwarded-For": "198.51.100.20"}
+    tokens = {}
+    for subject in ("carol", "dave"):
+        response = requests.post(
+            first.url + "/auth",
+            json={"username": subject, "password": "x"},
+            headers=forwarded,
+            timeout=10,
+        )
+        tokens[subject] = response.json()["access_token"]
+    answers = [post_sum(s, b"[1]", tokens["carol"]) for s in (first, second, first, second)]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert_429(post_sum(second, b"[1]", tokens["carol"]), 4)
+    assert post_sum(second, b"[1]", tokens["dave"]).status_code == 200
+
+
+def test_a_bad_rate_stops_the_start_with_a_message() -> None:
+    with pytest.raises(RuntimeError) as failed:
+        LiveServer(env={"SUMSERVICE_AUTH_RATE": "lots"}).start()
+    assert "SUMSERVICE_AUTH_RATE must be N/period" in str(failed.value)
