@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
 
 from api.error_views import json_error
 
@@ -51,3 +52,14 @@ def refuse_body(request: HttpRequest, length: int, limit: int) -> HttpResponse:
         while request.read(_DRAIN_CHUNK):
             pass
     return json_error(413, f"The request body is {length} bytes; the limit is {limit} bytes.")
+
+
+class FrameProtectionMiddleware(XFrameOptionsMiddleware):
+    """No page of the service may be shown in another site's frame (clickjacking: the browsable
+    API's forms): Django's `X-Frame-Options: DENY`, and CSP's `frame-ancestors 'none'`, which
+    browsers now follow first."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        response = super().process_response(request, response)
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        return response

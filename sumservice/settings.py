@@ -76,10 +76,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that every answer is logged and counted, whoever gave it (issue 12).
+    "api.request_log.RequestLogMiddleware",
+    "api.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "api.middleware.BodySizeLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "api.middleware.FrameProtectionMiddleware",
 ]
 
 ROOT_URLCONF = "sumservice.urls"
@@ -110,8 +114,16 @@ WHITENOISE_USE_FINDERS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"message": {"format": "%(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        # The request log's lines are JSON already (api/request_log.py).
+        "requests": {"class": "logging.StreamHandler", "formatter": "message"},
+    },
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "sumservice.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+    },
 }
 
 SUMSERVICE = {

@@ -3,6 +3,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularYAMLAPIView
 
 from api import schema, views
+from api.metrics import metrics_view
 from api.oidc import DISCOVERY_PATH, JWKS_PATH
 
 urlpatterns = [
@@ -13,6 +14,7 @@ urlpatterns = [
     path(JWKS_PATH, views.JWKSView.as_view(), name="jwks"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
     path("openapi.yaml", SpectacularYAMLAPIView.as_view(), name="schema-yaml"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 if settings.SUMSERVICE["DOCS"]:

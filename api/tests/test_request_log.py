@@ -1,0 +1,84 @@
+"""The request log: one JSON line per request, with the request id echoed; no secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.test import Client
+
+from api.tests.utils import post_sum
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    return [
+        json.loads(record.getMessage())
+        for record in caplog.records
+        if record.name == "sumservice.requests"
+    ]
+
+
+def test_each_request_is_one_json_line(client: Client, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    response = client.post(
+        "/auth",
+        {"username": "alice", "password": PASSWORD},
+        content_type="application/json",
+        HTTP_X_REQUEST_ID="req-42.a:b",
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_X_FORWARDED_FOR="198.51.100.9",
+    )
+    assert response["X-Request-ID"] == "req-42.a:b"
+    [line] = lines(caplog)
+    assert line.pop("time").endswith("+00:00")
+    assert line.pop("duration_ms") >= 0
+    assert isinstance(line.pop("pid"), int)
+    assert line == {
+        "request_id": "req-42.a:b",
+        "method": "POST",
+        "path": "/auth",
+        "status": 200,
+        "bytes": len(response.content),
+        "client": "198.51.100.9",  # through the trusted local proxy
+    }
+
+
+@pytest.mark.parametrize("sent", [None, "", "has space", "x" * 129, "new\nline", "ünï"])
+def test_a_missing_or_odd_request_id_is_replaced(client: Client, caplog, sent) -> None:
+    caplog.set_level(logging.INFO)
+    extra = {} if sent is None else {"HTTP_X_REQUEST_ID": sent}
+    response = client.get("/healthz", **extra)
+    made = response["X-Request-ID"]
+    assert made != sent and len(made) == 32 and int(made, 16) >= 0
+    [line] = lines(caplog)
+    assert line["request_id"] == made
+
+
+def test_errors_and_refusals_are_logged_too(client: Client, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    client.get("/nowhere")
+    client.post("/auth", b"x" * (64 * 1024 + 1), content_type="application/json")
+    assert [(line["path"], line["status"]) for line in lines(caplog)] == [
+        ("/nowhere", 404),
+        ("/auth", 413),
+    ]
+
+
+def test_no_token_or_password_reaches_any_log(client: Client, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = client.post(
+        "/auth", {"username": "alice", "password": PASSWORD}, content_type="application/json"
+    )
+    token = response.json()["access_token"]
+    post_sum(client, "[1]", token)
+    post_sum(client, "[1]", token[:-4] + "AAAA")  # tampered: 401
+    client.post(f"/sum?access_token={token}", "[1]", content_type="application/json")
+    client.post("/auth", {"username": "bob", "password": PASSWORD}, content_type="text/plain")
+    logged = caplog.text  # every line as written
+    assert lines(caplog)
+    assert PASSWORD not in logged
+    for part in token.split("."):
+        assert part not in logged

@@ -1,0 +1,109 @@
+"""Metrics and request logs end to end: a real gunicorn with two workers.
+
+/metrics is parsed with prometheus_client's own parser and must count, over both workers, the
+requests sent; each response's X-Request-ID names its JSON line in the log; no token or
+password ever reaches the log; the metrics folder gunicorn makes is gone after it stops.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.liveserver import LiveServer
+from tests.utils import post_sum
+
+PASSWORD = "tr0ub4dor&3-do-not-log"
+
+
+def metric_samples(server: LiveServer) -> dict[tuple[str, tuple], float]:
+    response = requests.get(server.url + "/metrics", timeout=10)
+    assert response.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def request_lines(server: LiveServer) -> list[dict]:
+    return [
+        json.loads(line)
+        for line in server.log().splitlines()
+        if line.startswith("{") and '"request_id"' in line
+    ]
+
+
+def test_metrics_count_every_workers_requests_and_logs_name_each(tmp_path: Path) -> None:
+    env = {"SUMSERVICE_AUTH_RATE": "6/minute", "TMPDIR": str(tmp_path)}
+    with LiveServer(env=env, workers=2) as server:
+        auth = requests.post(
+            server.url + "/auth", json={"username": "alice", "password": PASSWORD}, timeout=10
+        )
+        token = auth.json()["access_token"]
+        bodies = [b"[1, 2, 3]", b"[" + b"7," * 500 + b"7]", b"{}"] * 8  # 24 documents
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda body: post_sum(server, body, token), bodies))
+            more_tokens = list(
+                pool.map(
+                    lambda _: requests.post(
+                        server.url + "/auth",
+                        json={"username": "bob", "password": PASSWORD},
+                        timeout=10,
+                    ),
+                    range(7),
+                )
+            )
+        assert [a.status_code for a in answers] == [200] * 24
+        assert sorted(r.status_code for r in more_tokens) == [200] * 5 + [429] * 2
+        refused = post_sum(server, b"[1]", "not-a-token")
+        assert refused.status_code == 401
+
+        metrics = metric_samples(server)
+        lines = request_lines(server)
+        # Both workers answered /sum (their pids in the log), and the metrics add both up.
+        assert len({line["pid"] for line in lines if line["path"] == "/sum"}) == 2
+
+        def count(name: str, **labels: str) -> float:
+            return metrics.get((name, tuple(sorted(labels.items()))), 0)
+
+        requests_total = "sumservice_http_requests_total"
+        assert count(requests_total, endpoint="sum", method="POST", status="200") == 24
+        assert count(requests_total, endpoint="sum", method="POST", status="401") == 1
+        assert count(requests_total, endpoint="auth", method="POST", status="200") == 6
+        assert count(requests_total, endpoint="auth", method="POST", status="429") == 2
+        assert count("sumservice_tokens_issued_total") == 6
+        assert count("sumservice_rate_limited_requests_total", scope="auth") == 2
+        assert count("sumservice_sum_request_body_bytes_count") == 24
+        assert count("sumservice_sum_request_body_bytes_sum") == sum(map(len, bodies))
+        latency = "sumservice_http_request_duration_seconds_count"
+        assert count(latency, endpoint="sum") == 25
+        assert count(latency, endpoint="auth") == 8
+
+        # Every response's request id names its line; a sent one is kept.
+        sent = requests.get(server.url + "/healthz", headers={"X-Request-ID": "probe-7"}, timeout=5)
+        assert sent.headers["X-Request-ID"] == "probe-7"
+        by_id = {line["request_id"]: line for line in request_lines(server)}
+        for response in [auth, refused, sent, *answers, *more_tokens]:
+            line = by_id[response.headers["X-Request-ID"]]
+            assert line["status"] == response.status_code
+            assert line["bytes"] == len(response.content)
+            assert line["client"] == "127.0.0.1"
+        assert by_id["probe-7"]["path"] == "/healthz"
+
+        log = server.log()
+        assert PASSWORD not in log
+        assert token.split(".")[1] not in log and token.split(".")[2] not in log
+        made = list(tmp_path.glob("sumservice-*"))
+        assert len(made) == 1 and any((made[0] / "metrics").glob("*.db"))
+    # gunicorn's exit hook removed the instance's metrics and cache folder.
+    assert not list(tmp_path.glob("sumservice-*"))
+
+
+def test_metrics_can_be_turned_off() -> None:
+    with LiveServer(env={"SUMSERVICE_METRICS": "false"}, workers=1) as server:
+        assert requests.get(server.url + "/metrics", timeout=5).status_code == 404
