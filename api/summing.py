@@ -168,10 +168,8 @@ def _exponent_message(exponent: str, max_exponent: int) -> str:
 
 def _python_sum(document: bytes | str, max_number_length: int, max_exponent: int) -> str:
     text = _decode(document)
-    # A parse makes up to one container per few bytes and never a cycle; with the cyclic
-    # collector on, those allocations set off collections that walk every live container again
-    # and again (more than half the time of a 10 MiB nested document, and much more in a server
-    # process holding Django). Reference counting frees everything the parse makes.
+    # A parse makes many containers and never a cycle: reference counting frees them all, and
+    # the collections they would set off only walk them again (docs/performance.md).
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -326,9 +324,8 @@ class _Reader:
     def object(self, pairs: list[tuple[str, object]]) -> None:
         """The parser's hook for each object: stop at a repeated key, else keep nothing.
 
-        Returning None lets the object (and the containers below it) be freed at once, rather
-        than kept to the end of the parse: a nested document no longer costs many times its
-        size in memory, and parses faster. Between objects, the literals read so far are added
+        Returning None lets the object (and the containers below it) be freed at once rather
+        than kept to the end of the parse; between objects, the literals read so far are added
         a batch at a time, so their text is not kept either."""
         if len(pairs) > 1 and len(dict(pairs)) != len(pairs):
             raise _RepeatedKey

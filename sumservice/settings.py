@@ -228,7 +228,8 @@ elif CACHE_DIR:
             "LOCATION": CACHE_DIR,
             # SQLite's busy timeout; writes that meet a longer lock are retried by diskcache.
             "DATABASE_TIMEOUT": 0.1,
-            "OPTIONS": {"size_limit": 64 * 1024 * 1024},
+            # Counters are a few bytes each; well within a small /tmp (the k8s emptyDir: 64 MiB).
+            "OPTIONS": {"size_limit": 16 * 1024 * 1024},
         }
     }
 else:
@@ -292,6 +293,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.require_request_bodies",
+        "api.schema.describe_plain_views",
     ],
     # Swagger UI and Redoc from the drf-spectacular-sidecar package: no request to a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -182,27 +182,10 @@ def test_browsable_api_renders_html(client: Client) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Other endpoints and paths
+# Other endpoints (unknown paths and hosts: test_error_views.py)
 
 
 def test_healthz(client: Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
-
-
-def test_unknown_path_is_json_404(client: Client) -> None:
-    response = client.get("/nothing-here")
-    assert response.status_code == 404
-    assert response["Content-Type"] == "application/json"
-    assert "/nothing-here" in response.json()["detail"]
-
-
-def test_trailing_slash_is_not_redirected(client: Client) -> None:
-    assert client.post("/sum/", "[1]", content_type="application/json").status_code == 404
-
-
-def test_disallowed_host_is_json_400(client: Client) -> None:
-    response = client.get("/healthz", HTTP_HOST="evil.example")
-    assert response.status_code == 400
-    assert response["Content-Type"] == "application/json"

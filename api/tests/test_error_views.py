@@ -1,0 +1,32 @@
+"""Django's error views (api/error_views.py): what never reaches a DRF view is answered in JSON
+too, never an HTML page."""
+
+from __future__ import annotations
+
+from django.test import Client, RequestFactory
+
+from api.error_views import server_error
+
+
+def test_unknown_path_is_json_404(client: Client) -> None:
+    response = client.get("/nothing-here")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert "/nothing-here" in response.json()["detail"]
+
+
+def test_trailing_slash_is_not_redirected(client: Client) -> None:
+    assert client.post("/sum/", "[1]", content_type="application/json").status_code == 404
+
+
+def test_disallowed_host_is_json_400(client: Client) -> None:
+    response = client.get("/healthz", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+
+
+def test_a_crash_is_json_500() -> None:
+    response = server_error(RequestFactory().get("/sum"))
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.content == b'{"detail": "Internal server error."}'
