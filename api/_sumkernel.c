@@ -35,7 +35,7 @@ enum status { ST_OK, ST_SYNTAX, ST_CONSTANT, ST_UTF8, ST_REPEATED_KEY, ST_NOMEM 
 enum limit_kind { LIMIT_NONE, LIMIT_LENGTH, LIMIT_EXPONENT };
 
 typedef struct {
-    u128 pos, neg;
+    u128 sides[2]; /* the positive literals' significands, and the negative ones' */
 } Bucket;
 
 typedef struct {
@@ -217,11 +217,7 @@ add(Scan *s, int negative, uint64_t significand, int64_t exponent)
         return 0;
     if ((uint64_t)(exponent - s->base) >= s->nbuckets && reach(s, exponent))
         return -1;
-    Bucket *bucket = &s->buckets[exponent - s->base];
-    if (negative)
-        bucket->neg += significand;
-    else
-        bucket->pos += significand;
+    s->buckets[exponent - s->base].sides[negative] += significand; /* no branch on the sign */
     return 0;
 }
 
@@ -259,7 +255,7 @@ carry_digits(const Scan *s, int negative, unsigned char *digits, size_t ndigits)
     for (size_t i = 0; i < ndigits; i++) {
         u128 value = carry;
         if (i < span)
-            value += negative ? bucket[i].neg : bucket[i].pos;
+            value += bucket[i].sides[negative];
         if (value == 0) {
             digits[i] = 0;
             carry = 0;
@@ -276,11 +272,11 @@ canonical_text(Scan *s)
 {
     /* the powers of ten that were added to */
     size_t first = 0, last = s->nbuckets;
-    while (first < s->nbuckets && s->buckets[first].pos == 0 && s->buckets[first].neg == 0)
+    while (first < s->nbuckets && s->buckets[first].sides[0] == 0 && s->buckets[first].sides[1] == 0)
         first++;
     if (first == s->nbuckets)
         return strdup("0");
-    while (s->buckets[last - 1].pos == 0 && s->buckets[last - 1].neg == 0)
+    while (s->buckets[last - 1].sides[0] == 0 && s->buckets[last - 1].sides[1] == 0)
         last--;
     s->lo = s->base + (int64_t)first;
     s->hi = s->base + (int64_t)last - 1;
@@ -733,6 +729,9 @@ scan_document(Scan *s)
     const unsigned char *b = s->buf;
     size_t n = s->len, p = 0;
     int status;
+    /* plain integers' significands, positive and negative: one add per input byte at most, as
+     * for a bucket */
+    u128 integers[2] = {0, 0};
     /* never NULL, so that an empty key's bytes are a valid pointer */
     if (grow((void **)&s->arena, &s->arena_cap, 64, 1))
         return ST_NOMEM;
@@ -743,6 +742,26 @@ scan_document(Scan *s)
 value:
     if (p >= n)
         return fail(s, "Expecting value", p);
+    /* numbers first, without the jump table: the common value in large documents */
+    if (IS_DIGIT(b[p]) || b[p] == '-') {
+        /* A plain integer (no leading zero, at most 19 digits, within the length limit) followed
+         * at once by a comma or a closing bracket, as most are: added to the running sum of
+         * integers here. Anything else is read by scan_number from its start. */
+        size_t q = p + (b[p] == '-');
+        if (q < n && b[q] >= '1' && b[q] <= '9' && s->limit == LIMIT_NONE) {
+            uint64_t value = 0;
+            size_t end = digits(b, q, n, &value);
+            if (end < n && (b[end] == ',' || b[end] == ']' || b[end] == '}') && end - q <= 19 &&
+                end - p <= s->max_length) {
+                integers[b[p] == '-'] += value;
+                p = end;
+                goto after_value;
+            }
+        }
+        if ((status = scan_number(s, &p)) != ST_OK)
+            return status;
+        goto after_value;
+    }
     switch (b[p]) {
     case '[':
         p++;
@@ -823,6 +842,13 @@ after_value:
     if (s->depth == 0) {
         if (p != n)
             return fail(s, "Extra data", p);
+        /* the plain integers' sums join the bucket of 10^0 */
+        for (int side = 0; side < 2; side++)
+            if (integers[side] != 0) {
+                if (reach(s, 0))
+                    return ST_NOMEM;
+                s->buckets[-s->base].sides[side] += integers[side];
+            }
         return ST_OK;
     }
     if (p < n) {

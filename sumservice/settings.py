@@ -228,7 +228,8 @@ elif CACHE_DIR:
             "LOCATION": CACHE_DIR,
             # SQLite's busy timeout; writes that meet a longer lock are retried by diskcache.
             "DATABASE_TIMEOUT": 0.1,
-            "OPTIONS": {"size_limit": 64 * 1024 * 1024},
+            # Counters are a few bytes each; well within a small /tmp (the k8s emptyDir: 64 MiB).
+            "OPTIONS": {"size_limit": 16 * 1024 * 1024},
         }
     }
 else:

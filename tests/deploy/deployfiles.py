@@ -229,16 +229,34 @@ def nginx_upstream_server(conf: str) -> tuple[str, str]:
 
 
 def render_nginx_conf(
-    conf: str, listen_port: int, upstream_ports: list[int], prefix: Path, user: str | None
+    conf: str,
+    listen_port: int,
+    upstream_ports: list[int],
+    prefix: Path,
+    user: str | None,
+    https_port: int,
+    certificate: Path,
+    certificate_key: Path,
+    read_timeout: str | None = None,
 ) -> str:
     """deploy/nginx.conf for a test: the same upstream settings, proxy and error handling, with
     loopback instances in place of the Compose service (so no DNS: no resolver, no `resolve`),
-    a loopback listen port, and pid, logs and temporary files under `prefix`."""
+    loopback listen ports (HTTP, and HTTPS with the test's certificate), pid, logs and temporary
+    files under `prefix`, and, when given, a shorter proxy_read_timeout."""
     _, params = nginx_upstream_server(conf)
     servers = "\n".join(f"        server 127.0.0.1:{port} {params};" for port in upstream_ports)
     conf = sub_once(r"^\s*server\s+\S+\s+resolve\s+[^;]*;$", servers, conf)
     conf = sub_once(r"^\s*resolver\s[^;]*;$", "", conf)
-    conf = sub_once(r"^(\s*)listen\s+\S+;$", rf"\g<1>listen 127.0.0.1:{listen_port};", conf)
+    conf = sub_once(r"^(\s*)listen\s+\d+;$", rf"\g<1>listen 127.0.0.1:{listen_port};", conf)
+    conf = sub_once(r"^(\s*)listen\s+\d+ ssl;$", rf"\g<1>listen 127.0.0.1:{https_port} ssl;", conf)
+    conf = sub_once(r"^(\s*)ssl_certificate\s+\S+;$", rf"\g<1>ssl_certificate {certificate};", conf)
+    conf = sub_once(
+        r"^(\s*)ssl_certificate_key\s+\S+;$", rf"\g<1>ssl_certificate_key {certificate_key};", conf
+    )
+    if read_timeout:
+        conf = sub_once(
+            r"^(\s*)proxy_read_timeout\s+\S+;$", rf"\g<1>proxy_read_timeout {read_timeout};", conf
+        )
     conf = sub_once(r"^pid\s+\S+;$", f"pid {prefix}/nginx.pid;", conf)
     conf = sub_once(r"^error_log\s+\S+", f"error_log {prefix}/error.log", conf)
     conf = sub_once(r"^(\s*)access_log\s+/\S+;$", rf"\g<1>access_log {prefix}/access.log;", conf)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from cryptography.hazmat.primitives import serialization
 
@@ -23,6 +24,7 @@ from tests.deploy.deployfiles import (
     is_ignored,
     nginx_upstream_server,
 )
+from tests.liveserver import LiveServer
 from tests.utils import run, tool
 
 K8S = DEPLOY / "k8s"
@@ -114,7 +116,7 @@ def test_kubernetes_resources_fit_together_and_fit_the_image():
     pod = deployment["spec"]["template"]
     labels = pod["metadata"]["labels"]
     (container,) = pod["spec"]["containers"]
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = {item["name"]: item.get("value") for item in container["env"]}
 
     # Every selector picks the pods, and only by labels the pods carry.
     for selector in (
@@ -136,8 +138,24 @@ def test_kubernetes_resources_fit_together_and_fit_the_image():
     (port,) = container["ports"]
     assert port["containerPort"] == int(image.env()["PORT"])
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    # Every probe asks /healthz on that port with a Host the service allows (not the pod IP
+    # by chance); nothing but named hosts is allowed.
+    allowed = env["DJANGO_ALLOWED_HOSTS"].split(",")
+    assert "*" not in allowed
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+        get = container[probe]["httpGet"]
+        assert (get["path"], get["port"]) == ("/healthz", port["name"])
+        assert get["httpHeaders"] == [{"name": "Host", "value": "localhost"}]
+        assert "localhost" in allowed
+    # Prometheus scrapes /metrics on the container's port, connecting to the pod IP, which the
+    # downward API puts among the allowed hosts.
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    assert annotations["prometheus.io/path"] == "/metrics"
+    (pod_ip,) = [item for item in container["env"] if item["name"] == "POD_IP"]
+    assert pod_ip["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert "$(POD_IP)" in allowed
 
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
@@ -163,8 +181,6 @@ def test_kubernetes_resources_fit_together_and_fit_the_image():
         assert volume["secret"]["secretName"] == secret["metadata"]["name"]
         assert name in secret["stringData"]
         assert security["fsGroup"] == int(group) and volume["secret"]["defaultMode"] & 0o040
-    # The pod IP is the Host of every probe.
-    assert env["DJANGO_ALLOWED_HOSTS"] == "*"
     assert env["SUMSERVICE_ISSUER"].startswith("https://")
 
     # On termination: the preStop pause, then gunicorn's graceful shutdown, within the grace.
@@ -202,7 +218,7 @@ def test_compose_schema_check_reports_a_misspelt_key(tmp_path: Path):
 def test_compose_runs_replicas_behind_nginx_sharing_one_key():
     compose = load_compose()
     services = compose["services"]
-    assert set(services) == {"sumservice", "nginx"}
+    assert set(services) == {"sumservice", "nginx", "redis"}
     app, nginx = services["sumservice"], services["nginx"]
     env = compose_environment(compose, "sumservice")
     image = Dockerfile.parse().final
@@ -237,8 +253,26 @@ def test_compose_runs_replicas_behind_nginx_sharing_one_key():
     assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
     assert nginx_upstream_server(conf_text)[0] == f"sumservice:{port}"
     (listen,) = re.findall(r"^\s*listen\s+(\d+);", conf_text, re.MULTILINE)
-    (published,) = nginx["ports"]
-    assert interpolate(published).split(":")[-1] == listen
+    (listen_tls,) = re.findall(r"^\s*listen\s+(\d+) ssl;", conf_text, re.MULTILINE)
+    published = {interpolate(port).split(":")[-1]: port for port in nginx["ports"]}
+    assert set(published) == {listen, listen_tls}
+    # HTTPS on 443 (the redirect names no port), with the certificate make-keys.sh makes.
+    assert interpolate(published[listen_tls]).split(":")[0] == "443"
+    assert "return 301 https://$host$request_uri;" in conf_text
+    for name, mounted in (("tls-cert.pem", "cert.pem"), ("tls-key.pem", "key.pem")):
+        assert f"./secrets/{name}:/etc/nginx/tls/{mounted}:ro" in nginx["volumes"]
+        assert (
+            f"ssl_certificate{'_key' if name == 'tls-key.pem' else ''} /etc/nginx/tls/{mounted};"
+            in conf_text
+        )
+    assert env["SUMSERVICE_ISSUER"].startswith("https://")
+    # Only named hosts are served; the image's health check uses 127.0.0.1.
+    allowed = env["DJANGO_ALLOWED_HOSTS"].split(",")
+    assert "*" not in allowed and "127.0.0.1" in allowed
+    # The rate limits are counted in the Redis beside the replicas, which start after it.
+    assert env["SUMSERVICE_CACHE_URL"] == "redis://redis:6379/0"
+    assert app["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "6379" in services["redis"]["expose"] and "ports" not in services["redis"]
     assert nginx["depends_on"]["sumservice"]["condition"] == "service_healthy"
     # `server ... resolve` needs nginx 1.27.3 or later.
     version = re.match(r"nginx:(\d+)\.(\d+)", nginx["image"])
@@ -294,3 +328,20 @@ def test_no_private_key_is_committed():
 )
 def test_build_context_holds_the_code_and_never_keys(path: str, sent: bool):
     assert is_ignored(path, dockerignore_rules()) is not sent
+
+
+def test_kubernetes_allowed_hosts_serve_probes_and_scrapes_and_refuse_others():
+    """The manifest's DJANGO_ALLOWED_HOSTS, with the pod IP as Kubernetes expands it: the
+    probes' Host and Prometheus' (the pod IP and port) are served, any other Host is 400."""
+    (container,) = load_manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    allowed = env["DJANGO_ALLOWED_HOSTS"].replace("$(POD_IP)", "127.0.0.1")
+    with LiveServer(env={"DJANGO_ALLOWED_HOSTS": allowed}, workers=1) as server:
+        probe = container["readinessProbe"]["httpGet"]
+        host = {h["name"]: h["value"] for h in probe["httpHeaders"]}
+        assert requests.get(server.url + probe["path"], headers=host, timeout=5).status_code == 200
+        # Prometheus connects to the pod IP: its Host is that address and the port.
+        assert requests.get(server.url + "/metrics", timeout=5).status_code == 200
+        refused = requests.get(server.url + "/healthz", headers={"Host": "evil.example"}, timeout=5)
+        assert refused.status_code == 400
+        assert refused.json() == {"detail": "Bad request."}

@@ -19,6 +19,7 @@ import pwd
 import random
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -31,7 +32,9 @@ import requests
 import yaml
 
 from tests.deploy.deployfiles import DEPLOY, compose_environment, render_nginx_conf
+from tests.forge import unverified_part
 from tests.liveserver import LiveServer, free_port
+from tests.redisserver import RedisServer
 from tests.utils import get_token, post_sum
 
 REQUESTS = 400  # in the stream
@@ -49,7 +52,8 @@ def nginx_binary() -> str:
 
 @dataclass
 class Nginx:
-    url: str
+    url: str  # HTTPS, with the certificate deploy/make-keys.sh made
+    http_url: str
     prefix: Path
     process: subprocess.Popen
 
@@ -57,14 +61,32 @@ class Nginx:
         return (self.prefix / "error.log").read_text(errors="replace")
 
 
-def start_nginx(prefix: Path, upstream_ports: list[int]) -> Nginx:
-    port = free_port()
+def make_tls_files(folder: Path) -> tuple[Path, Path]:
+    """The self-signed certificate and key deploy/make-keys.sh makes for Compose."""
+    made = subprocess.run(
+        [str(DEPLOY / "make-keys.sh"), str(folder)], capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    return folder / "tls-cert.pem", folder / "tls-key.pem"
+
+
+def start_nginx(prefix: Path, upstream_ports: list[int], read_timeout: str | None = None) -> Nginx:
+    port, https_port = free_port(), free_port()
     user = None
     if os.geteuid() == 0:
         # Workers would drop to `nobody`, who cannot use the test's private temporary folder.
         user = f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
+    certificate, key = make_tls_files(prefix / "secrets")
     conf = render_nginx_conf(
-        (DEPLOY / "nginx.conf").read_text(), port, upstream_ports, prefix, user
+        (DEPLOY / "nginx.conf").read_text(),
+        port,
+        upstream_ports,
+        prefix,
+        user,
+        https_port,
+        certificate,
+        key,
+        read_timeout,
     )
     (prefix / "nginx.conf").write_text(conf)
     command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
@@ -72,12 +94,12 @@ def start_nginx(prefix: Path, upstream_ports: list[int]) -> Nginx:
     checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    nginx = Nginx(f"http://127.0.0.1:{port}", prefix, process)
+    nginx = Nginx(f"https://127.0.0.1:{https_port}", f"http://127.0.0.1:{port}", prefix, process)
     deadline = time.monotonic() + 15
     while True:
         assert process.poll() is None, f"nginx exited:\n{nginx.error_log()}"
         try:
-            if requests.get(nginx.url + "/nginx-healthz", timeout=1).status_code == 200:
+            if requests.get(nginx.http_url + "/nginx-healthz", timeout=1).status_code == 200:
                 return nginx
         except requests.ConnectionError:
             pass
@@ -92,8 +114,9 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, signing_key_pem: str) -> Iterator[Cluster]:
-    """Two instances, each its own gunicorn master, behind nginx."""
+def cluster(tmp_path: Path, signing_key_pem: str, monkeypatch) -> Iterator[Cluster]:
+    """Two instances, each its own gunicorn master, behind nginx (HTTPS), counting their rate
+    limits in one redis-server, as deploy/compose.yaml lays them out."""
     ports = [free_port()]
     while len(ports) < 2:
         port = free_port()
@@ -107,10 +130,15 @@ def cluster(tmp_path: Path, signing_key_pem: str) -> Iterator[Cluster]:
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     nginx = start_nginx(prefix, ports)
+    # Clients trust the self-signed certificate (requests reads this for every request).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(prefix / "secrets" / "tls-cert.pem"))
     # The public address, the same on both: tokens name it as their issuer.
     env["SUMSERVICE_ISSUER"] = nginx.url
     try:
         with contextlib.ExitStack() as stack:
+            redis = stack.enter_context(RedisServer())
+            assert env["SUMSERVICE_CACHE_URL"] == "redis://redis:6379/0"
+            env["SUMSERVICE_CACHE_URL"] = redis.url
             workers = int(env["WEB_CONCURRENCY"])
             instances = [
                 stack.enter_context(LiveServer(env=env, port=port, workers=workers))
@@ -244,3 +272,108 @@ def test_the_body_size_limit_is_the_services_through_the_balancer(cluster: Clust
     assert far_over.status_code == 413
     assert far_over.headers["Content-Type"] == "application/json"
     assert "size limit" in far_over.json()["detail"]
+
+
+# TLS, headers and retries through the balancer
+
+
+def test_http_only_redirects_and_https_sends_hsts(cluster: Cluster):
+    nginx = cluster.nginx
+    for method in ("GET", "POST"):
+        plain = requests.request(
+            method, nginx.http_url + "/auth?next=1", allow_redirects=False, timeout=10
+        )
+        assert plain.status_code == 301
+        assert plain.headers["Location"] == "https://127.0.0.1/auth?next=1"
+        assert "access_token" not in plain.text
+    secure = requests.get(nginx.url + "/healthz", timeout=10)
+    assert secure.status_code == 200
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"
+    # Tokens name the https address as their issuer, as the discovery document does.
+    token = get_token(nginx)
+    assert unverified_part(token, 1)["iss"] == nginx.url
+    discovery = requests.get(nginx.url + "/.well-known/openid-configuration", timeout=10).json()
+    assert discovery["issuer"] == nginx.url
+    assert discovery["jwks_uri"].startswith("https://")
+
+
+def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
+    nginx = cluster.nginx
+    forged = {"X-Forwarded-For": "203.0.113.5", "X-Request-ID": "trace-0042"}
+    answered = requests.get(nginx.url + "/healthz", headers=forged, timeout=10)
+    assert answered.headers["X-Request-ID"] == "trace-0042"
+    made = requests.get(nginx.url + "/healthz", timeout=10).headers["X-Request-ID"]
+    assert len(made) == 32 and int(made, 16) >= 0  # nginx's $request_id
+    lines = [
+        json.loads(line)
+        for instance in cluster.instances
+        for line in instance.log().splitlines()
+        if line.startswith("{") and '"request_id"' in line
+    ]
+    by_id = {line["request_id"]: line for line in lines}
+    # nginx replaced what the client wrote in X-Forwarded-For with its real address.
+    assert by_id["trace-0042"]["client"] == "127.0.0.1"
+    assert by_id[made]["path"] == "/healthz"
+
+
+def test_metrics_are_not_served_to_the_outside(cluster: Cluster):
+    assert requests.get(cluster.instances[0].url + "/metrics", timeout=10).status_code == 200
+    outside = requests.get(cluster.nginx.url + "/metrics", timeout=10)
+    assert outside.status_code == 404
+    assert outside.json() == {"detail": "Not found: /metrics."}
+
+
+class Upstream:
+    """A fake replica on a loopback port that reads each request and then either never
+    answers (`hang`) or closes the connection (a replica dying before it answers)."""
+
+    def __init__(self, hang: bool) -> None:
+        self.hang = hang
+        self.requests = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            connection.recv(65536)
+            self.requests += 1
+            if self.hang:
+                self.held.append(connection)
+            else:
+                connection.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.mark.parametrize(("hang", "tried", "status"), [(True, 1, 504), (False, 2, 503)])
+def test_a_timed_out_request_is_not_sent_to_another_replica(
+    tmp_path: Path, hang: bool, tried: int, status: int
+):
+    """A replica that takes too long is busy with the request itself (a slow, poisonous body):
+    nginx answers 504 rather than send it on to tie up the next replica. One that fails before
+    answering (the control: it closes the connection) is tried on the next, as when a replica
+    dies (test_every_request_is_answered_when_an_instance_is_killed)."""
+    upstreams = [Upstream(hang), Upstream(hang)]
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    nginx = start_nginx(prefix, [u.port for u in upstreams], read_timeout="1s")
+    try:
+        certificate = prefix / "secrets" / "tls-cert.pem"
+        answer = requests.post(nginx.url + "/sum", data=b"[1]", timeout=30, verify=str(certificate))
+        assert answer.status_code == status
+        assert answer.json()["detail"]
+        assert sum(u.requests for u in upstreams) == tried
+    finally:
+        nginx.process.terminate()
+        nginx.process.wait(timeout=15)
+        for upstream in upstreams:
+            upstream.close()
