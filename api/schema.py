@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import NoReverseMatch, reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -424,6 +425,40 @@ class JWKSSchema(OpenApiViewExtension):
                 parameters=[cached(JWKS_MAX_AGE)],
             ),
         )
+
+
+METRICS_OPERATION = {
+    "get": {
+        "operationId": "metrics",
+        "summary": "Metrics, in Prometheus' text format",
+        "description": (
+            "Requests by endpoint, method and status, latencies, tokens issued, `/sum` body"
+            " sizes and rate-limit refusals, counted over every worker."
+        ),
+        "tags": ["operations"],
+        "security": [{}],
+        "responses": {
+            "200": {
+                "description": "Prometheus' text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            "404": {
+                "description": "Metrics are turned off (`SUMSERVICE_METRICS=false`).",
+                "content": {"application/json": {"schema": ERROR}},
+            },
+        },
+    }
+}
+
+
+def describe_plain_views(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """Add the endpoints that are plain Django views, which drf-spectacular does not see."""
+    try:
+        path = reverse("metrics")
+    except NoReverseMatch:  # not served by this configuration
+        return result
+    result["paths"][path] = METRICS_OPERATION
+    return result
 
 
 def require_request_bodies(result: dict, generator: Any, request: Any, public: bool) -> dict:

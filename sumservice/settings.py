@@ -293,6 +293,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.require_request_bodies",
+        "api.schema.describe_plain_views",
     ],
     # Swagger UI and Redoc from the drf-spectacular-sidecar package: no request to a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
