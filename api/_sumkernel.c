@@ -747,16 +747,22 @@ value:
         /* A plain integer (no leading zero, at most 19 digits, within the length limit) followed
          * at once by a comma or a closing bracket, as most are: added to the running sum of
          * integers here. Anything else is read by scan_number from its start. */
-        size_t q = p + (b[p] == '-');
-        if (q < n && b[q] >= '1' && b[q] <= '9' && s->limit == LIMIT_NONE) {
+        for (;;) {
+            size_t q = p + (b[p] == '-');
+            if (q >= n || b[q] < '1' || b[q] > '9' || s->limit != LIMIT_NONE)
+                break;
             uint64_t value = 0;
             size_t end = digits(b, q, n, &value);
-            if (end < n && (b[end] == ',' || b[end] == ']' || b[end] == '}') && end - q <= 19 &&
-                end - p <= s->max_length) {
-                integers[b[p] == '-'] += value;
-                p = end;
+            if (end >= n || (b[end] != ',' && b[end] != ']' && b[end] != '}') || end - q > 19 ||
+                end - p > s->max_length)
+                break;
+            integers[b[p] == '-'] += value;
+            p = end;
+            /* the array's next member, when it follows the comma at once: read it here too */
+            if (b[p] != ',' || s->depth == 0 || s->stack[s->depth - 1] != 0 || n - p < 2 ||
+                !(IS_DIGIT(b[p + 1]) || b[p + 1] == '-'))
                 goto after_value;
-            }
+            p++;
         }
         if ((status = scan_number(s, &p)) != ST_OK)
             return status;

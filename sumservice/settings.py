@@ -224,7 +224,7 @@ if CACHE_URL:
 elif CACHE_DIR:
     CACHES = {
         "default": {
-            "BACKEND": "diskcache.DjangoCache",
+            "BACKEND": "api.cache.SharedDiskCache",
             "LOCATION": CACHE_DIR,
             # SQLite's busy timeout; writes that meet a longer lock are retried by diskcache.
             "DATABASE_TIMEOUT": 0.1,

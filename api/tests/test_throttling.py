@@ -179,7 +179,7 @@ class OneClient:
 def take_tokens(location: str, attempts: int, results) -> None:
     """In a process of its own, as a gunicorn worker: ask the /auth throttle `attempts` times
     for one client, counting in the cache at `location`; put how many were let in."""
-    cache = {"default": {"BACKEND": "diskcache.DjangoCache", "LOCATION": location}}
+    cache = {"default": {"BACKEND": "api.cache.SharedDiskCache", "LOCATION": location}}
     with override_settings(CACHES=cache):
         throttle = AuthRateThrottle()
         results.put(sum(throttle.allow_request(OneClient(), None) for _ in range(attempts)))
