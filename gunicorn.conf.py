@@ -83,6 +83,7 @@ def _make_shared_folders():
             os.mkdir(os.environ[variable], 0o700)
     # Metrics of a previous run would be added to this one's.
     metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(metrics, mode=0o700, exist_ok=True)
     for name in os.listdir(metrics):
         if name.endswith(".db"):
             os.unlink(os.path.join(metrics, name))

@@ -259,7 +259,9 @@ def render_nginx_conf(
         )
     conf = sub_once(r"^pid\s+\S+;$", f"pid {prefix}/nginx.pid;", conf)
     conf = sub_once(r"^error_log\s+\S+", f"error_log {prefix}/error.log", conf)
-    conf = sub_once(r"^(\s*)access_log\s+/\S+;$", rf"\g<1>access_log {prefix}/access.log;", conf)
+    conf = sub_once(
+        r"^(\s*)access_log\s+/\S+(\s+\w+)?;$", rf"\g<1>access_log {prefix}/access.log\g<2>;", conf
+    )
     temp_paths = "".join(
         f"    {kind}_temp_path {prefix}/{kind}_temp;\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -342,6 +342,18 @@ def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
     # nginx replaced what the client wrote in X-Forwarded-For with its real address.
     assert by_id["trace-0042"]["client"] == "127.0.0.1"
     assert by_id[made]["path"] == "/healthz"
+    # nginx's own access log names the same requests by the same ids, in JSON, without the
+    # query string.
+    requests.get(nginx.url + "/healthz?access_token=secret-in-url", headers=forged, timeout=10)
+    logged = [
+        json.loads(line)
+        for line in (nginx.prefix / "access.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    ids = [line["request_id"] for line in logged]
+    assert "trace-0042" in ids and made in ids
+    assert {line["path"] for line in logged} == {"/healthz"}
+    assert "secret-in-url" not in (nginx.prefix / "access.log").read_text()
 
 
 def test_metrics_are_not_served_to_the_outside(cluster: Cluster):

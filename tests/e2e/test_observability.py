@@ -107,3 +107,18 @@ def test_metrics_count_every_workers_requests_and_logs_name_each(tmp_path: Path)
 def test_metrics_can_be_turned_off() -> None:
     with LiveServer(env={"SUMSERVICE_METRICS": "false"}, workers=1) as server:
         assert requests.get(server.url + "/metrics", timeout=5).status_code == 404
+
+
+def test_a_metrics_folder_of_the_operators_is_made_and_emptied(tmp_path: Path) -> None:
+    folder = tmp_path / "metrics" / "here"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    labels = (("endpoint", "jwks"), ("method", "GET"), ("status", "200"))
+    with LiveServer(env=env, workers=1) as server:
+        assert requests.get(server.url + "/.well-known/jwks.json", timeout=5).status_code == 200
+        assert ("sumservice_http_requests_total", labels) in metric_samples(server)
+        assert any(folder.glob("*.db"))
+    # The files of the run before are not added to the next run's counts.
+    with LiveServer(env=env, workers=1) as server:
+        assert ("sumservice_http_requests_total", labels) not in metric_samples(server)
+    # The operator's folder is theirs: kept.
+    assert folder.is_dir()
