@@ -253,6 +253,27 @@ def load(
 # --- the phases -----------------------------------------------------------------------------
 
 
+def load_document(server: LiveServer, body_file: Path, size: int, token: str, cfg: dict) -> dict:
+    """/sum loaded with one large document per worker, and its MB/s.
+
+    Little's law: wrk keeps `connections` requests in flight, so the throughput is that many over
+    the mean latency; unlike answers/duration it loses nothing to the requests cut when wrk
+    stopped (a large part of a few-second run of 10 MiB bodies).
+    """
+    figures = load(
+        server,
+        "/sum",
+        body_file,
+        token,
+        cfg,
+        warmup_s=cfg["large_warmup_s"],
+        duration=cfg["large_s"],
+        connections=cfg["workers"],
+    )
+    mb_s = size * cfg["workers"] / (figures["latency_ms"]["mean"] / 1000) / 1e6
+    return {**figures, "mb_per_s": round(mb_s, 2)}
+
+
 def start_server(workers: int, env: dict[str, str] | None = None) -> LiveServer:
     # /auth is measured at full speed from one address: its rate limit (60/minute) is off.
     base = {"GUNICORN_LOG_LEVEL": "warning", "SUMSERVICE_AUTH_RATE": "off"}
@@ -341,23 +362,9 @@ def large_phases(
         check_answer(server, files[doc["name"]], token, doc["sum"])
         sampler = RssSampler(master) if doc["size_bytes"] == largest else contextlib.nullcontext()
         with sampler:
-            figures = load(
-                server,
-                "/sum",
-                files[doc["name"]],
-                token,
-                cfg,
-                warmup_s=cfg["large_warmup_s"],
-                duration=cfg["large_s"],
-                connections=cfg["workers"],
-            )
+            doc["http"] = load_document(server, files[doc["name"]], doc["size_bytes"], token, cfg)
         if isinstance(sampler, RssSampler):
             peaks[doc["kind"]] = sampler.peak_kib
-        # Little's law: wrk keeps `connections` requests in flight, so the throughput is that many
-        # over the mean latency; unlike answers/duration it loses nothing to the requests that
-        # were cut when wrk stopped (a large part of a few-second run of 10 MiB bodies).
-        mb_s = doc["size_bytes"] * cfg["workers"] / (figures["latency_ms"]["mean"] / 1000) / 1e6
-        doc["http"] = {**figures, "mb_per_s": round(mb_s, 2)}
     peak_kind = max(peaks, key=peaks.get)
     memory = {
         "idle_rss_mib": round(idle_kib / 1024, 1),
@@ -489,19 +496,12 @@ def python_path_http(server: LiveServer, docs: list[dict], files: dict, cfg: dic
         if doc["size_bytes"] != largest:
             continue
         check_answer(server, files[doc["name"]], token, doc["sum"])
-        figures = load(
-            server,
-            "/sum",
-            files[doc["name"]],
-            token,
-            cfg,
-            warmup_s=cfg["large_warmup_s"],
-            duration=cfg["large_s"],
-            connections=cfg["workers"],
+        doc["http_python_path"] = load_document(
+            server, files[doc["name"]], doc["size_bytes"], token, cfg
         )
-        mb_s = doc["size_bytes"] * cfg["workers"] / (figures["latency_ms"]["mean"] / 1000) / 1e6
-        doc["http_python_path"] = {**figures, "mb_per_s": round(mb_s, 2)}
-        doc["ratio_http_to_python_path"] = ratio(doc["http"]["mb_per_s"], mb_s)
+        doc["ratio_http_to_python_path"] = ratio(
+            doc["http"]["mb_per_s"], doc["http_python_path"]["mb_per_s"]
+        )
 
 
 # --- reporting ------------------------------------------------------------------------------
