@@ -41,11 +41,11 @@ max_requests_jitter = max_requests // 10
 # (or a read-only container filesystem) would fight over; signals do all we need.
 control_socket_disable = True
 
-accesslog = "-"
+# No access log of gunicorn's: the service writes one JSON line per request itself
+# (api/request_log.py), and a second line per request would cost every request its formatting.
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-# Client, request line, status, body bytes, time taken in microseconds, and the worker's pid.
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus pid=%(p)s "%(a)s"'
 # Behind a proxy (nginx, a Kubernetes ingress) the client address comes from X-Forwarded-For.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 

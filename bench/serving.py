@@ -174,7 +174,8 @@ def established_by_worker(server: LiveServer) -> dict[int, int]:
 
 
 def answers_by_worker(log: str) -> dict[str, int]:
-    return dict(Counter(re.findall(r"pid=<?(\d+)>?", log)))
+    # The service's JSON request lines, or the peer's access lines.
+    return dict(Counter(re.findall(r'(?:"pid": |pid=<?)(\d+)', log)))
 
 
 # --- wrk ------------------------------------------------------------------------------------

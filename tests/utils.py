@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import re
+import json
 import shutil
 import subprocess
 import sys
@@ -45,10 +45,21 @@ def post_sum(
     )
 
 
+def request_log(server) -> list[dict]:
+    """The JSON request lines (api/request_log.py) a LiveServer has written so far."""
+    return [
+        json.loads(line)
+        for line in server.log().splitlines()
+        if line.startswith("{") and '"request_id"' in line
+    ]
+
+
 def pids_that_answered(server, path: str) -> set[int]:
-    """The workers of a LiveServer that answered `path` with 200, from its access log."""
+    """The workers of a LiveServer that answered a POST to `path` with 200, from its log."""
     return {
-        int(pid) for pid in re.findall(rf'"POST {path} [^"]*" 200 .* pid=<(\d+)>', server.log())
+        line["pid"]
+        for line in request_log(server)
+        if line["method"] == "POST" and line["path"] == path and line["status"] == 200
     }
 
 

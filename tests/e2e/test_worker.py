@@ -23,6 +23,7 @@ from api.summing import canonical_sum
 from bench.documents import document
 from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
 from tests.liveserver import LiveServer
+from tests.utils import request_log
 
 MIB = 1024 * 1024
 
@@ -167,19 +168,19 @@ def test_connections_are_spread_over_every_worker() -> None:
         for connection in connections:
             connection.close()
         deadline = time.monotonic() + 10
-        while len(pids := answering_pids(server.log())) < 16 and time.monotonic() < deadline:
-            time.sleep(0.1)  # the access log lines of the last answers
+        while len(pids := answering_pids(server)) < 16 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the request log lines of the last answers
         counts = {pid: pids.count(pid) for pid in set(pids)}
         # Opened one after the other: each goes to the worker holding fewer, unless that one
         # cannot take it within a few milliseconds (a busy machine), so not always 8 and 8.
         assert len(counts) == 2 and min(counts.values()) >= 3, counts
 
 
-def answering_pids(log: str) -> list[str]:
+def answering_pids(server: LiveServer) -> list[int]:
     return [
-        line.rsplit("pid=<", 1)[1].split(">")[0]
-        for line in log.splitlines()
-        if '"POST /sum' in line
+        line["pid"]
+        for line in request_log(server)
+        if line["method"] == "POST" and line["path"] == "/sum"
     ]
 
 
