@@ -37,11 +37,19 @@ def _is_trusted(address: str, trust_all: bool, networks: tuple[Network, ...]) ->
 
 
 def client_address(request: HttpRequest) -> str:
-    peer = request.META.get("REMOTE_ADDR") or ""
-    trust_all, networks = _trusted(tuple(settings.SUMSERVICE["TRUSTED_PROXIES"]))
+    return _client_behind(
+        request.META.get("REMOTE_ADDR") or "",
+        request.META.get("HTTP_X_FORWARDED_FOR", ""),
+        tuple(settings.SUMSERVICE["TRUSTED_PROXIES"]),
+    )
+
+
+# Clients come back with the same peer and header: parsing addresses once per pair is enough.
+@lru_cache(maxsize=256)
+def _client_behind(peer: str, forwarded: str, trusted: tuple[str, ...]) -> str:
+    trust_all, networks = _trusted(trusted)
     if not _is_trusted(peer, trust_all, networks):
         return peer
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     address = peer
     for hop in reversed(hops):

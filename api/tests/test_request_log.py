@@ -57,6 +57,11 @@ def test_a_missing_or_odd_request_id_is_replaced(client: Client, caplog, sent) -
     assert line["request_id"] == made
 
 
+def test_each_request_gets_its_own_id(client: Client) -> None:
+    made = {client.get("/healthz")["X-Request-ID"] for _ in range(50)}
+    assert len(made) == 50
+
+
 def test_errors_and_refusals_are_logged_too(client: Client, caplog) -> None:
     caplog.set_level(logging.INFO)
     client.get("/nowhere")
