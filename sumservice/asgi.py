@@ -37,6 +37,7 @@ Send = Callable[[Message], Any]
 
 # A chunked body past the inline size moves to a mapping of at least this size, then doubles.
 _FIRST_CHUNKED_MAPPING = 1 << 20
+_HUGE_PAGE = 2 << 20  # x86-64's and arm64's (4 KiB base pages) transparent huge page
 
 # A body over the limit is still read (and dropped) up to this many times the limit, so that the
 # client, still sending, gets the 413 rather than a reset; as BodySizeLimitMiddleware does.
@@ -86,10 +87,11 @@ class BufferedWSGIApplication:
                 return  # the client went away
             buffer, length = received
             del received
-            body = memoryview(buffer).toreadonly()
+            with memoryview(buffer) as whole:
+                body = whole[:length].toreadonly()
             translator = WsgiToAsgiInstance(self.wsgi)
             translator.scope = scope  # build_environ reads the headers from there
-            environ = translator.build_environ(scope, _BodyStream(buffer))
+            environ = translator.build_environ(scope, _BodyStream(buffer, length))
             del buffer
             environ[RECEIVED_BODY] = body
             environ["CONTENT_LENGTH"] = str(length)
@@ -112,8 +114,8 @@ class BufferedWSGIApplication:
     async def _receive_body(
         self, scope: dict, receive: Receive, slot: _LargeBodySlot
     ) -> tuple[Buffer, int] | None:
-        """The body in one buffer (empty when over the limit) and its length; None if the
-        client left."""
+        """A buffer that starts with the body (empty when over the limit), and the body's
+        length; None if the client left."""
         declared = _declared_length(scope)
         if declared is not None and declared > _DRAIN_FACTOR * self.max_body_bytes:
             # Not worth reading: the connection is closed after the 413.
@@ -149,11 +151,6 @@ class BufferedWSGIApplication:
                 break
         if length > self.max_body_bytes:
             return bytearray(), length
-        if len(buffer) > length:  # a chunked body's spare room
-            if isinstance(buffer, mmap.mmap) and length:
-                buffer.resize(length)
-            else:
-                buffer = buffer[:length]
         return buffer, length
 
     def _grown(self, buffer: Buffer, size: int) -> Buffer:
@@ -163,7 +160,7 @@ class BufferedWSGIApplication:
             return buffer  # a bytearray: the slice assignment grows it
         room = min(self.max_body_bytes, max(size, 2 * len(buffer), _FIRST_CHUNKED_MAPPING))
         if isinstance(buffer, mmap.mmap):
-            buffer.resize(room)
+            buffer.resize(_huge_pages(room))
             return buffer
         mapping = _large_buffer(room)
         mapping[: len(buffer)] = buffer
@@ -215,17 +212,28 @@ class BufferedWSGIApplication:
 def _large_buffer(size: int) -> mmap.mmap:
     """A large body's buffer: an anonymous mapping of its own, given back to the system as soon
     as it is let go (glibc keeps freed large blocks in its heaps for reuse, and RSS with them).
-    Private: a shared anonymous mapping cannot grow (SIGBUS past its first size)."""
-    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+
+    Private: a shared anonymous mapping cannot grow (SIGBUS past its first size). In whole huge
+    pages, asked for: a fresh mapping costs a page fault per page it fills, ~0.6 ms per MiB in
+    4 KiB pages here and ~0.1 in 2 MiB ones (Linux aligns such a mapping on a huge page)."""
+    buffer = mmap.mmap(-1, _huge_pages(size), flags=mmap.MAP_PRIVATE)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        buffer.madvise(mmap.MADV_HUGEPAGE)
+    return buffer
+
+
+def _huge_pages(size: int) -> int:
+    return -(-size // _HUGE_PAGE) * _HUGE_PAGE
 
 
 class _BodyStream(io.RawIOBase):
     """The WSGI input over the received body, for what Django reads as a file (copies of the
     parts read); /sum's parser takes the whole body in place instead."""
 
-    def __init__(self, buffer: Buffer) -> None:
+    def __init__(self, buffer: Buffer, length: int) -> None:
         super().__init__()
         self._buffer: Buffer = buffer
+        self._length = length
         self._position = 0
 
     def readable(self) -> bool:
@@ -233,7 +241,7 @@ class _BodyStream(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         start = self._position
-        end = len(self._buffer)
+        end = self._length
         if size is not None and size >= 0:
             end = min(end, start + size)
         if end <= start:
@@ -249,14 +257,14 @@ class _BodyStream(io.RawIOBase):
         return len(data)
 
     def readline(self, size: int | None = -1) -> bytes:
-        end = len(self._buffer)
+        end = self._length
         if size is not None and size >= 0:
             end = min(end, self._position + size)
         newline = self._buffer.find(b"\n", self._position, end)
         return self.read((end if newline == -1 else newline + 1) - self._position)
 
     def close(self) -> None:
-        self._buffer = bytearray()
+        self._buffer, self._length = bytearray(), 0
         super().close()
 
 
