@@ -33,7 +33,7 @@ import yaml
 
 from tests.deploy.deployfiles import DEPLOY, compose_environment, render_nginx_conf
 from tests.forge import unverified_part
-from tests.liveserver import LiveServer, free_port
+from tests.liveserver import LiveServer, free_port, stop_together
 from tests.redisserver import RedisServer
 from tests.utils import get_token, post_sum, request_log
 
@@ -134,18 +134,24 @@ def cluster(tmp_path: Path, signing_key_pem: str, monkeypatch) -> Iterator[Clust
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(prefix / "secrets" / "tls-cert.pem"))
     # The public address, the same on both: tokens name it as their issuer.
     env["SUMSERVICE_ISSUER"] = nginx.url
-    try:
-        with contextlib.ExitStack() as stack:
-            redis = stack.enter_context(RedisServer())
-            assert env["SUMSERVICE_CACHE_URL"] == "redis://redis:6379/0"
-            env["SUMSERVICE_CACHE_URL"] = redis.url
-            workers = int(env["WEB_CONCURRENCY"])
-            instances = [
-                stack.enter_context(LiveServer(env=env, port=port, workers=workers))
-                for port in ports
-            ]
-            yield Cluster(nginx, instances)
-    finally:
+    with contextlib.ExitStack() as stack:
+        stack.callback(stop_nginx, nginx)
+        redis = stack.enter_context(RedisServer())
+        assert env["SUMSERVICE_CACHE_URL"] == "redis://redis:6379/0"
+        env["SUMSERVICE_CACHE_URL"] = redis.url
+        workers = int(env["WEB_CONCURRENCY"])
+        instances = [
+            stack.enter_context(LiveServer(env=env, port=port, workers=workers)) for port in ports
+        ]
+        # Unwound first: nginx stops before the instances, so no connection it keeps alive to
+        # them holds their graceful stop open; then both instances stop at once.
+        stack.callback(stop_together, instances)
+        stack.callback(stop_nginx, nginx)
+        yield Cluster(nginx, instances)
+
+
+def stop_nginx(nginx: Nginx) -> None:
+    if nginx.process.poll() is None:
         nginx.process.terminate()
         nginx.process.wait(timeout=15)
 
@@ -415,7 +421,6 @@ def test_a_timed_out_request_is_not_sent_to_another_replica(
         assert answer.json()["detail"]
         assert sum(u.requests for u in upstreams) == tried
     finally:
-        nginx.process.terminate()
-        nginx.process.wait(timeout=15)
+        stop_nginx(nginx)
         for upstream in upstreams:
             upstream.close()
