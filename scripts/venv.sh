@@ -31,9 +31,11 @@ ensure_venv() {
 
 UV_VERSION=0.13.8
 
+# Compiled as pip does: where PYTHONDONTWRITEBYTECODE is set, every process would compile
+# Django and the rest from source again at each start.
 install_with_uv() {
     local venv="$1" requirements="$2"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" &&
         UV_LINK_MODE=copy "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" \
-            -r "$requirements"
+            --compile-bytecode -r "$requirements"
 }
