@@ -13,6 +13,8 @@ cd "$ROOT"
 . scripts/venv.sh
 # The test requirements, and the benchmark's (its smoke test starts the Flask peer).
 ensure_venv bench/requirements.txt
+# The runtime requirements too (a subset, so no install): a test runs ./start.sh, which checks them.
+ensure_venv requirements.txt
 # shellcheck source=scripts/ensure-package.sh
 . scripts/ensure-package.sh
 ensure_package nginx nginx "the scale-out test"
