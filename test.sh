@@ -13,6 +13,8 @@ cd "$ROOT"
 . scripts/venv.sh
 # The test requirements, and the benchmark's (its smoke test starts the Flask peer).
 ensure_venv bench/requirements.txt
+# The runtime requirements too (a subset, so no install): a test runs ./start.sh, which checks them.
+ensure_venv requirements.txt
 # shellcheck source=scripts/ensure-package.sh
 . scripts/ensure-package.sh
 ensure_package nginx nginx "the scale-out test"
@@ -26,4 +28,7 @@ ruff check .
 ruff format --check .
 # The docs site: a broken link or anchor, or a page left out of mkdocs.yml's nav, fails it.
 NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir "$ROOT/site"
-python -m pytest "$@"
+# Three processes on 2 cores: most tests wait on servers they started, so their waits overlap.
+# --dist loadscope keeps each module on one process, so a module's shared servers start once.
+# A later -n (./test.sh -n 0) overrides it.
+python -m pytest -n 3 --dist loadscope "$@"

@@ -892,9 +892,10 @@ release(Scan *s)
 /* ---- Python ---------------------------------------------------------------------------- */
 
 PyDoc_STRVAR(scan_doc,
-"scan(document: bytes, max_number_length: int, max_exponent: int)\n"
+"scan(document: bytes-like, max_number_length: int, max_exponent: int)\n"
 "\n"
-"The canonical text of the exact sum of the numbers in a JSON document (str), or None where\n"
+"The document is read in place (any C-contiguous buffer: bytes, bytearray, memoryview), with\n"
+"the GIL released: a mutable one must not change during the call. The canonical text of the exact sum of the numbers in a JSON document (str), or None where\n"
 "the Python path must decide (a repeated key, limits beyond the kernel's), or a tuple naming\n"
 "what is wrong:\n"
 "  ('json', message, char_position, line, column)   invalid JSON, as json.JSONDecodeError\n"
@@ -906,20 +907,22 @@ PyDoc_STRVAR(scan_doc,
 static PyObject *
 scan(PyObject *module, PyObject *args)
 {
-    PyObject *document;
+    Py_buffer document;
     long max_length, max_exponent;
     (void)module;
-    if (!PyArg_ParseTuple(args, "O!ll:scan", &PyBytes_Type, &document, &max_length,
-                          &max_exponent))
+    /* y*: the caller's buffer itself, exported (a bytearray cannot be resized meanwhile) */
+    if (!PyArg_ParseTuple(args, "y*ll:scan", &document, &max_length, &max_exponent))
         return NULL;
     if (max_length < 0 || max_exponent < 0 || max_length > MAX_KERNEL_LIMIT ||
-        max_exponent > MAX_KERNEL_LIMIT)
+        max_exponent > MAX_KERNEL_LIMIT) {
+        PyBuffer_Release(&document);
         Py_RETURN_NONE;
+    }
 
     Scan s;
     memset(&s, 0, sizeof s);
-    s.buf = (const unsigned char *)PyBytes_AS_STRING(document);
-    s.len = (size_t)PyBytes_GET_SIZE(document);
+    s.buf = (const unsigned char *)document.buf;
+    s.len = (size_t)document.len;
     s.max_length = (size_t)max_length;
     s.max_exponent = max_exponent;
 
@@ -994,6 +997,7 @@ scan(PyObject *module, PyObject *args)
     }
     free(text);
     release(&s);
+    PyBuffer_Release(&document);
     return result;
 }
 

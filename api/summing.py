@@ -1,6 +1,7 @@
 """The exact sum of every number in a JSON document, as canonical text.
 
-Pure logic: bytes (or text) in, canonical text out; nothing here knows about HTTP.
+Pure logic: bytes (any bytes-like object, read in place, or text) in, canonical text out;
+nothing here knows about HTTP.
 
 The sum is exact: number literals are added as the decimal values they spell, never through
 binary floating point, so `[0.1, 0.2]` sums to `0.3`. Only JSON numbers count: booleans, null,
@@ -41,6 +42,10 @@ from json.decoder import scanstring
 from operator import is_
 
 from api.limits import MAX_EXPONENT, MAX_NUMBER_LENGTH
+
+# What a document may be: UTF-8 in any C-contiguous buffer (the server's receive buffer is a
+# bytearray), or text.
+Document = bytes | bytearray | memoryview | str
 
 try:
     import _sumkernel as kernel  # api/_sumkernel.c, built into the virtualenv
@@ -89,7 +94,7 @@ class NumberTooLargeError(DocumentError):
 
 
 def canonical_sum(
-    document: bytes | str,
+    document: Document,
     *,
     max_number_length: int = MAX_NUMBER_LENGTH,
     max_exponent: int = MAX_EXPONENT,
@@ -98,6 +103,9 @@ def canonical_sum(
 
     The text is `0` for zero, an integral sum's digits with `-` in front when negative, and
     otherwise `-`? integer digits `.` fraction digits without trailing zeros, never an exponent.
+
+    A bytes-like document is read where it is, not copied (the kernel, with the GIL released):
+    a mutable one (bytearray, memoryview) must not change until the call returns.
 
     Raises InvalidDocumentError when the document is not valid JSON, and NumberTooLargeError when
     a literal is longer than `max_number_length` characters or its written exponent is beyond
@@ -125,15 +133,13 @@ def use_python_path() -> None:
     kernel = None
 
 
-def _kernel_sum(document: bytes | str, max_length: int, max_exponent: int) -> str | None:
+def _kernel_sum(document: Document, max_length: int, max_exponent: int) -> str | None:
     """The kernel's answer, or None where the Python path must read the document."""
     if isinstance(document, str):
         try:
             document = document.encode()
         except UnicodeEncodeError:  # lone surrogates: a str no UTF-8 body can make
             return None
-    elif type(document) is not bytes:
-        document = bytes(document)
     answer = kernel.scan(document, max_length, max_exponent)
     if answer is None or isinstance(answer, str):
         return answer
@@ -166,7 +172,7 @@ def _exponent_message(exponent: str, max_exponent: int) -> str:
     return f"A number literal has the exponent {exponent}; the limit is ±{max_exponent}."
 
 
-def _python_sum(document: bytes | str, max_number_length: int, max_exponent: int) -> str:
+def _python_sum(document: Document, max_number_length: int, max_exponent: int) -> str:
     text = _decode(document)
     # A parse makes many containers and never a cycle: reference counting frees them all, and
     # the collections they would set off only walk them again (docs/performance.md).
@@ -184,11 +190,11 @@ def _python_sum(document: bytes | str, max_number_length: int, max_exponent: int
     return _canonical_text(total)
 
 
-def _decode(document: bytes | str) -> str:
+def _decode(document: Document) -> str:
     if isinstance(document, str):
         return document
     try:
-        return document.decode("utf-8")
+        return str(document, "utf-8")  # any buffer; memoryview has no decode()
     except UnicodeDecodeError as error:
         raise InvalidDocumentError(_utf8_message(error.start)) from None
 

@@ -23,7 +23,7 @@ from api.tokens import token_backend
 
 
 class RawJSONView(APIView):
-    """A view whose body is one JSON document, read as bytes by `document()`, and which
+    """A view whose body is one JSON document, handed over unparsed by `document()`, and which
     answers a method it does not serve with 405 before any authentication."""
 
     parser_classes = [RawJSONParser]
@@ -37,10 +37,11 @@ class RawJSONView(APIView):
         super().initial(request, *args, **kwargs)
 
     @staticmethod
-    def document(request: Request) -> bytes:
-        """The body's bytes; b"" for no body, for which DRF runs no parser."""
-        stream = request.data  # RawJSONParser's, after the Content-Type check (415)
-        return stream.read() if request.stream is not None else b""
+    def document(request: Request) -> memoryview:
+        """The body, in place, to be released once read (`with`); empty for no body, for which
+        DRF runs no parser."""
+        body = request.data  # RawJSONParser's, after the Content-Type check (415)
+        return body if request.stream is not None else memoryview(b"")
 
 
 class TokenObtainView(TokenViewBase):
@@ -74,14 +75,14 @@ class SumView(RawJSONView):
     throttle_classes = [SumRateThrottle]
 
     def post(self, request: Request) -> Response:
-        document = self.document(request)
-        metrics.SUM_BODY_BYTES.observe(len(document))
         limits = settings.SUMSERVICE
-        total = canonical_sum(
-            document,
-            max_number_length=limits["MAX_NUMBER_LENGTH"],
-            max_exponent=limits["MAX_EXPONENT"],
-        )
+        with self.document(request) as document:
+            metrics.SUM_BODY_BYTES.observe(len(document))
+            total = canonical_sum(
+                document,
+                max_number_length=limits["MAX_NUMBER_LENGTH"],
+                max_exponent=limits["MAX_EXPONENT"],
+            )
         return Response({"sha256": hashlib.sha256(total.encode()).hexdigest(), "sum": total})
 
 

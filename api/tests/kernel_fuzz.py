@@ -7,6 +7,9 @@ text, repeated keys, deep nesting) and mutations of them (truncated, bytes inser
 replaced, invalid UTF-8 spliced in, NaN, a BOM, huge numbers): for each, the kernel's answer
 must be the Python path's, or its error of the same class, with the same message where both
 paths word it alike (see `same`). Exits 1 at the first mismatch, printing the document.
+The kernel is given each document in one of the buffers it reads in place (see `held`): bytes,
+a bytearray, a view of a slice with other bytes after it, or the end of a mapping with nothing
+mapped after it, so that a read past the document's end is a mismatch or a crash.
 
 test_sumkernel.py runs it on a copy of the kernel built with AddressSanitizer and
 UndefinedBehaviorSanitizer (--library), where any memory error or undefined behaviour aborts
@@ -16,7 +19,9 @@ the process.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib.util
+import mmap
 import random
 import sys
 import time
@@ -33,6 +38,8 @@ BAD_UTF8 = [
     b"\xf0\x8f\xbf\xbf", b"\xe0\x80\x80", b"\xf5\x80\x80\x80", b"\xfe",
 ]  # fmt: skip
 SPACE = ["", "", "", " ", "\n", "\t", "\r\n  "]
+LIBC = ctypes.CDLL(None, use_errno=True)
+PROT_NONE = 0  # mprotect(2): no access
 KEYS = ["a", "b", "c", "\\u0061", "id", "", "\\ud83d\\ude00", "\U0001f600", "\\ud800", "é"]
 
 
@@ -142,6 +149,29 @@ def same(kernel: tuple[str, str], python: tuple[str, str], data: bytes) -> bool:
     return kernel[1] == python[1] or data.count(b"[") + data.count(b"{") > 900
 
 
+def held(data: bytes, rnd: random.Random) -> bytes | bytearray | memoryview:
+    """The document in a buffer of a random kind, as servers hand the kernel bodies."""
+    kind = rnd.randrange(4)
+    if kind == 0:
+        return data
+    if kind == 1:
+        return bytearray(data)
+    if kind == 2:
+        return memoryview(b"[1]" + data + b"9]")[3 : 3 + len(data)].toreadonly()
+    # At the very end of a mapping whose next page is made unreadable (a guard page).
+    page = mmap.PAGESIZE
+    size = (len(data) // page + 2) * page
+    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+    anchor = ctypes.c_char.from_buffer(region)
+    guard = ctypes.addressof(anchor) + size - page
+    del anchor
+    if LIBC.mprotect(ctypes.c_void_p(guard), ctypes.c_size_t(page), PROT_NONE) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect")
+    start = size - page - len(data)
+    region[start : size - page] = data
+    return memoryview(region)[start : size - page]
+
+
 def run(seconds: float, seed: int) -> int:
     rnd = random.Random(seed)
     deadline = time.monotonic() + seconds
@@ -151,7 +181,7 @@ def run(seconds: float, seed: int) -> int:
         max_length, max_exponent = rnd.choice([(10_000, 10_000)] * 8 + [(5, 3), (40, 400)])
         # the kernel alone (None: it hands the document to the Python path)
         try:
-            answer = summing._kernel_sum(data, max_length, max_exponent)
+            answer = summing._kernel_sum(held(data, rnd), max_length, max_exponent)
             kernel = None if answer is None else ("sum", answer)
         except summing.DocumentError as error:
             kernel = type(error).__name__, str(error)

@@ -5,6 +5,7 @@ or a tree); and the hypothesis strategies for the documents it is held to."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from fractions import Fraction
 
 from hypothesis import strategies as st
@@ -14,13 +15,15 @@ def refuse(constant: str) -> None:
     raise ValueError(f"{constant} is not JSON")  # the stdlib accepts NaN and Infinity
 
 
-def oracle_total(text: str) -> Fraction:
-    value = json.loads(text, parse_int=Fraction, parse_float=Fraction, parse_constant=refuse)
-    total = Fraction(0)
+def oracle_total(text: str, number: type = Fraction) -> Fraction | Decimal:
+    """The exact sum of every number in `text`, each literal read as `number`: Fraction, or
+    Decimal in an exact context (bench/documents.py's reference sum of large documents)."""
+    value = json.loads(text, parse_int=number, parse_float=number, parse_constant=refuse)
+    total = number(0)
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, Fraction):
+        if isinstance(item, number):
             total += item
         elif isinstance(item, list):
             stack.extend(item)

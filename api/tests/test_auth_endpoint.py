@@ -174,9 +174,7 @@ def test_body_over_the_limit_is_413(client: Client) -> None:
         "POST", "/auth", b" " * (10 * 1024 * 1024 + 1), content_type="application/json"
     )
     assert response.status_code == 413
-    assert response.json() == {
-        "detail": "The request body is 10485761 bytes; the limit is 10485760 bytes."
-    }
+    assert response.json()["detail"]  # its wording: test_middleware.py
 
 
 def test_browsable_api_renders_html(client: Client) -> None:
@@ -236,9 +234,7 @@ def test_auth_body_of_64_kib_is_accepted(client: Client) -> None:
 def test_auth_body_over_64_kib_is_413(client: Client) -> None:
     response = post_auth(client, padded(64 * 1024 + 1))
     assert response.status_code == 413
-    assert response.json() == {
-        "detail": "The request body is 65537 bytes; the limit is 65536 bytes."
-    }
+    assert response.json()["detail"]  # its wording: test_middleware.py
 
 
 def test_auth_body_limit_is_configurable(client: Client, settings) -> None:

@@ -87,3 +87,27 @@ def test_threads_summing_at_once_get_their_own_answers() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(lambda job: canonical_sum(job[0]), jobs))
     assert answers == [expected for _, expected in jobs]
+
+
+def built_kernel():
+    """The kernel module itself (api.summing's reference to it is None while a test runs the
+    Python path)."""
+    try:
+        import _sumkernel
+    except ImportError:
+        pytest.fail("the summing kernel is not built: run ./test.sh")
+    return _sumkernel
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [bytes, bytearray, memoryview, lambda data: memoryview(bytearray(data)).toreadonly()],
+    ids=["bytes", "bytearray", "memoryview", "read-only view"],
+)
+def test_the_kernel_reads_any_contiguous_buffer(holder) -> None:
+    assert built_kernel().scan(holder(b'[1.5, 2, {"a": 0.25}]'), 10_000, 10_000) == "3.75"
+
+
+def test_the_kernel_refuses_a_buffer_it_cannot_read_in_place() -> None:
+    with pytest.raises(BufferError):
+        built_kernel().scan(memoryview(b"[1, 2]")[::2], 10_000, 10_000)  # not contiguous

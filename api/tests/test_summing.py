@@ -96,6 +96,47 @@ def test_accepts_str_and_bytes_alike() -> None:
     assert canonical_sum('{"π": 3.14}') == canonical_sum('{"π": 3.14}'.encode()) == "3.14"
 
 
+# The buffers a server hands over a body in, read in place: the answer is the bytes' answer.
+BYTES_LIKE = {
+    "bytearray": bytearray,
+    "memoryview": memoryview,
+    "read-only view of a bytearray": lambda data: memoryview(bytearray(data)).toreadonly(),
+    "view of a slice": lambda data: memoryview(b"[9," + data + b"]")[3 : 3 + len(data)],
+}
+
+
+@pytest.mark.parametrize("holder", BYTES_LIKE.values(), ids=BYTES_LIKE)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_texts())
+def test_a_bytes_like_document_is_summed_as_its_bytes(holder, text: str) -> None:
+    assert canonical_sum(holder(text.encode())) == oracle_text(oracle_total(text))
+
+
+def outcome(document) -> tuple[str, str]:
+    try:
+        return "sum", canonical_sum(document)
+    except summing.DocumentError as error:
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize("holder", BYTES_LIKE.values(), ids=BYTES_LIKE)
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"[1,\n 2 3]",  # invalid JSON: the same position
+        b'["\xc3\x28"]',  # invalid UTF-8
+        b"[1e10001]",  # beyond the exponent limit
+        b"[" + b"1" * 10_001 + b"]",  # beyond the length limit
+        b'{"a": 1, "a": [2.5]}',  # a repeated key: the Python path decides, from the buffer
+        b"",
+    ],
+)
+def test_a_bytes_like_document_is_refused_as_its_bytes(holder, document: bytes) -> None:
+    expected = outcome(document)
+    assert expected[0] != "sum" or document.startswith(b"{")
+    assert outcome(holder(document)) == expected
+
+
 # ---------------------------------------------------------------------------------------------
 # Invalid documents
 

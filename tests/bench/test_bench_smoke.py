@@ -116,5 +116,7 @@ def test_the_serving_probes_and_targets_are_there(results: dict) -> None:
     for side in ("sync", "service"):
         assert number(serving["head_of_line"][side]["small_p50_ms"])
         assert all(number(value) for value in serving["large_mb_per_s"][side].values())
+        assert all(number(value) for value in serving["large"]["cpu_ms_per_request"][side].values())
+    assert all(number(ratio) for ratio in serving["large"]["mb_per_s_ratio"].values())
     assert serving["targets"]
     assert all(isinstance(t["met"], bool) and number(t["figure"]) for t in serving["targets"])

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.liveserver import LiveServer
+from tests.liveserver import LiveServer, stop_together
 from tests.redisserver import RedisServer
 from tests.utils import pids_that_answered, post_sum
 
@@ -57,6 +57,7 @@ def two_instances(redis_server: RedisServer):
     }
     with LiveServer(env=env) as first, LiveServer(env=env, state_dir=first.state_dir) as second:
         yield first, second
+        stop_together([first, second])
 
 
 def test_instances_sharing_redis_share_one_budget(two_instances) -> None:

@@ -62,8 +62,9 @@ def nasty_inputs_get_their_answer_and_every_worker_survives(server: LiveServer) 
     cases = [
         (b"[" * depth + b"1" + b"]" * depth, 200, "1"),
         (b"[7]" + b" " * (LIMIT - 3), 200, "7"),  # exactly the limit
-        (b"[7]" + b" " * (LIMIT - 2), 413, "limit is 10485760 bytes"),
-        # The 422's message is tested where it is made (api/tests/test_summing.py).
+        # The 413's and 422's messages are tested where they are made (api/tests/test_middleware.py,
+        # api/tests/test_summing.py).
+        (b"[7]" + b" " * (LIMIT - 2), 413, None),
         (b"[" + b"9" * 10_001 + b"]", 422, None),
         (b"[1e10001]", 422, None),
         (b'["\xff\xfe"]', 400, "not UTF-8"),
@@ -99,7 +100,7 @@ def test_nasty_token_requests_are_400(server: LiveServer) -> None:
         assert response.json()["detail"].startswith("JSON parse error")
     big = requests.post(server.url + "/auth", data=b"[" * 1_000_000, timeout=30)
     assert big.status_code == 413
-    assert big.json() == {"detail": "The request body is 1000000 bytes; the limit is 65536 bytes."}
+    assert big.json()["detail"]
     assert "Traceback" not in server.log()
 
 
