@@ -21,10 +21,12 @@ The timeouts are class attributes that gunicorn.conf.py sets from the environmen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import socket
+from http import HTTPStatus
 
 from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
 from gunicorn.asgi.protocol import ASGIProtocol
@@ -311,6 +313,8 @@ class SumWorker(ASGIWorker):
     _accepting = False
     _deferred = False
     _slot = -1
+    _connecting: set[asyncio.Task] | None = None  # accepted connections not yet counted
+    _stop_requested: asyncio.Event | None = None
 
     async def _serve(self) -> None:
         """Serve every listening socket until told to stop, then stop gracefully.
@@ -324,13 +328,16 @@ class SumWorker(ASGIWorker):
             self.loop.add_reader(listener.sock, self._accept_one, listener.sock)
         self._accepting = True
         self._slot = COUNTS.claim(os.getpid())  # now that it serves: others leave it its share
+        self._stop_requested = asyncio.Event()
         try:
             while self.alive:
                 self.notify()
                 if self.ppid != os.getppid():
                     self.log.info("Parent changed, shutting down: %s", self)
                     break
-                await asyncio.sleep(1.0)
+                # A SIGTERM ends the wait at once rather than at the next heartbeat.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), 1.0)
         except asyncio.CancelledError:
             pass
         await self._shutdown()
@@ -359,7 +366,13 @@ class SumWorker(ASGIWorker):
 
     def _take(self, connection: socket.socket) -> None:
         connection.setblocking(False)
-        self.loop.create_task(self.loop.connect_accepted_socket(self._protocol, connection))
+        task = self.loop.create_task(self.loop.connect_accepted_socket(self._protocol, connection))
+        # gunicorn's drain counts connections from connection_made on: one still being set up
+        # must be waited for, or the stop would drop it unanswered.
+        if self._connecting is None:
+            self._connecting = set()
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
 
     def _protocol(self) -> SumProtocol:
         return SumProtocol(self)
@@ -369,6 +382,8 @@ class SumWorker(ASGIWorker):
         SIGHUP, the new workers may already be signing with a key these ones do not know)."""
         super().handle_exit_signal()
         self.loop.create_task(self._stop_accepting())
+        if self._stop_requested is not None:
+            self._stop_requested.set()
 
     async def _stop_accepting(self) -> None:
         """Take every connection still waiting in the listen queue, so that closing the
@@ -391,24 +406,16 @@ class SumWorker(ASGIWorker):
     async def _shutdown(self) -> None:
         if not self._quick_shutdown:
             await self._stop_accepting()
+            if self._connecting:
+                await asyncio.wait(list(self._connecting))
         await super()._shutdown()
 
 
-_REASONS = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-}
-
-
 def _reason(status: int) -> str:
-    return _REASONS.get(status, "Error")
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _sentence(message: str, status: int) -> str:

@@ -21,6 +21,7 @@ import requests
 
 from api.summing import canonical_sum
 from bench.documents import document
+from bench.serving import wrk
 from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
 from tests.liveserver import LiveServer
 from tests.utils import request_log
@@ -71,6 +72,20 @@ def test_a_recycled_worker_resets_no_kept_alive_connection() -> None:
         assert statuses == [200] * 160
         assert "Autorestarting worker" in server.log()
         server.wait_for_workers(1, replacing=first_worker)  # and a new one took over
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "connection-close"])
+def test_no_request_fails_while_workers_recycle(close: bool, tmp_path) -> None:
+    """Under load (wrk, 16 connections), workers recycling every ~300 requests answer every
+    request: what waits in a stopping worker's listen queue, and connections it has accepted
+    but not yet set up, are served before it exits."""
+    with LiveServer(workers=2, env={"GUNICORN_MAX_REQUESTS": "300"}) as server:
+        body = tmp_path / "body.json"
+        body.write_bytes(b"[1, 2, 3]")
+        result = wrk(server.url + "/sum", body, token(server), 2, 16, close)
+        assert result["requests"] > 600  # enough for several recycles
+        assert result["errors"] == {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
+        assert server.log().count("Autorestarting worker") >= 2
 
 
 def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
