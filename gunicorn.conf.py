@@ -16,6 +16,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1
 # request (sumservice/asgi.py). docs/performance.md has the alternatives measured.
 worker_class = SumWorker
 wsgi_app = "sumservice.asgi:application"
+# uvloop (a requirement) runs the worker's event loop and sockets in C; asyncio's own if absent.
+asgi_loop = "auto"
 asgi_lifespan = "off"
 
 # Connections one worker holds at most (idle, slow and busy alike); one more gets a JSON 503.
