@@ -25,6 +25,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import socket
 from http import HTTPStatus
 
@@ -299,6 +300,11 @@ def _alive(pid: int) -> bool:
 
 COUNTS = ConnectionCounts()
 
+# The signals gunicorn's asyncio worker handles in its event loop.
+LOOP_SIGNALS = frozenset(
+    {signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGWINCH, signal.SIGABRT}
+)
+
 # How long a worker holding more connections than another leaves a new one to that other
 # worker before taking it itself (the other may be busy answering).
 DEFER_ACCEPT_SECONDS = 0.005
@@ -316,6 +322,13 @@ class SumWorker(ASGIWorker):
     _connecting: set[asyncio.Task] | None = None  # accepted connections not yet counted
     _stop_requested: asyncio.Event | None = None
 
+    def init_signals(self) -> None:
+        """gunicorn's handlers, run by the event loop; the signals are held until the loop
+        runs, since uvloop loses one that comes before (while the application loads): a SIGHUP's
+        or a `docker stop`'s SIGTERM would then never stop this worker."""
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_BLOCK, LOOP_SIGNALS)
+
     async def _serve(self) -> None:
         """Serve every listening socket until told to stop, then stop gracefully.
 
@@ -323,6 +336,7 @@ class SumWorker(ASGIWorker):
         application is loaded before the worker serves), with SumProtocol, and accepting one
         connection at a time (asyncio's server takes all that wait at once, so on a socket
         the workers share, a burst of connections goes to whichever worker woke first)."""
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, LOOP_SIGNALS)  # held by init_signals
         for listener in self.sockets:
             listener.sock.setblocking(False)
             self.loop.add_reader(listener.sock, self._accept_one, listener.sock)

@@ -1,7 +1,7 @@
 """The serving worker (sumservice/worker.py, gunicorn.conf.py) against real clients on loopback:
 keep-alive, slow and idle clients, gunicorn's own refusals, limits, timeouts and a graceful stop.
 
-Cost: ~35 s in all, most of it the slow-client test (~12 s: 256 connections trickling for 8 s
+Cost: ~36 s in all, most of it the slow-client test (~12 s: 256 connections trickling for 8 s
 while a probe times its requests) and the graceful stop (~5 s).
 """
 
@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from api.summing import canonical_sum
 from bench.documents import document
 from bench.serving import wrk
 from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
-from tests.liveserver import LiveServer
+from tests.liveserver import ROOT, LiveServer
 from tests.utils import request_log
 
 MIB = 1024 * 1024
@@ -280,3 +281,27 @@ def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_t
     assert server.process.returncode == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_a_worker_told_to_stop_while_it_loads_stops(tmp_path) -> None:
+    """A SIGTERM that reaches a worker before it serves (a SIGHUP or a `docker stop` right after
+    a start) stops it once it is loaded, rather than being lost."""
+    marker = tmp_path / "stopped-while-loading"
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(
+        f"exec(open({str(ROOT / 'gunicorn.conf.py')!r}).read())\n"
+        "_post_worker_init = post_worker_init\n"
+        "def post_worker_init(worker):\n"
+        "    _post_worker_init(worker)\n"
+        f"    if not os.path.exists({str(marker)!r}):  # the first worker only\n"
+        f"        open({str(marker)!r}, 'w').write(str(os.getpid()))\n"
+        "        os.kill(os.getpid(), __import__('signal').SIGTERM)\n"
+    )
+    command = [sys.executable, "-m", "gunicorn", "--config", str(config)]
+    with LiveServer(workers=1, command=command) as server:
+        stopped = int(marker.read_text())
+        deadline = time.monotonic() + 10
+        while stopped in server.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stopped not in server.worker_pids(), server.log()
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
