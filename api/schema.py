@@ -9,10 +9,14 @@ every status and body here is one the service really answers.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.urls import NoReverseMatch, reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
+from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -20,7 +24,12 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import (
+    SpectacularJSONAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+    SpectacularYAMLAPIView,
+)
 from rest_framework.views import APIView
 
 from api import views
@@ -469,6 +478,46 @@ def require_request_bodies(result: dict, generator: Any, request: Any, public: b
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
     return result
+
+
+# --- The document ------------------------------------------------------------------------------
+
+
+class SchemaGeneratedOnce(SchemaGenerator):
+    """drf-spectacular's generator, keeping the document it generates for the process's life.
+
+    Served public (SERVE_PUBLIC) and unversioned, the document depends on the code and the
+    settings alone, not on who asks, and generating it costs ~6-10 ms of a worker (a small /sum:
+    ~0.3): an open endpoint must not let anyone spend that at will. A `?version=` asks for
+    another document, generated as before. Changed settings (tests) empty it."""
+
+    _generated: dict | None = None
+    _lock = threading.Lock()
+
+    def get_schema(self, request: Any = None, public: bool = False) -> dict:
+        if not public or self.api_version is not None:
+            return super().get_schema(request, public)
+        with self._lock:
+            if SchemaGeneratedOnce._generated is None:
+                SchemaGeneratedOnce._generated = super().get_schema(request, public)
+            return SchemaGeneratedOnce._generated
+
+
+@receiver(setting_changed)
+def _forget_the_generated_schema(**kwargs: Any) -> None:
+    SchemaGeneratedOnce._generated = None
+
+
+class SchemaJSONView(SpectacularJSONAPIView):
+    """GET /openapi.json"""
+
+    generator_class = SchemaGeneratedOnce
+
+
+class SchemaYAMLView(SpectacularYAMLAPIView):
+    """GET /openapi.yaml"""
+
+    generator_class = SchemaGeneratedOnce
 
 
 # --- Pages -------------------------------------------------------------------------------------

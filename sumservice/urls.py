@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.urls import path
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularYAMLAPIView
 
 from api import schema, views
 from api.metrics import metrics_view
@@ -12,8 +11,8 @@ urlpatterns = [
     path("healthz", views.HealthView.as_view(), name="healthz"),
     path(DISCOVERY_PATH, views.OpenIDConfigurationView.as_view(), name="openid-configuration"),
     path(JWKS_PATH, views.JWKSView.as_view(), name="jwks"),
-    path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
-    path("openapi.yaml", SpectacularYAMLAPIView.as_view(), name="schema-yaml"),
+    path("openapi.json", schema.SchemaJSONView.as_view(), name="schema"),
+    path("openapi.yaml", schema.SchemaYAMLView.as_view(), name="schema-yaml"),
     path("metrics", metrics_view, name="metrics"),
 ]
 

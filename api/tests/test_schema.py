@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import sys
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
-from django.test import Client
+from django.conf import settings
+from django.test import Client, override_settings
 from django.urls import get_resolver
+from drf_spectacular.generators import SchemaGenerator
 from openapi_spec_validator import validate
 
 from api.schema import SPACE
@@ -178,3 +181,22 @@ def test_swagger_ui_starts_from_the_schema(client: Client) -> None:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/javascript")
     assert 'url: "/openapi.json"' in response.content.decode()
+
+
+def test_the_schema_is_generated_once_for_every_asker(client: Client) -> None:
+    """Generating it costs milliseconds on an open endpoint: done once per process (and again
+    when settings change), whoever asks and in whichever format."""
+    generate = SchemaGenerator.get_schema
+    with (
+        override_settings(SPECTACULAR_SETTINGS=settings.SPECTACULAR_SETTINGS),  # starts afresh
+        mock.patch.object(
+            SchemaGenerator, "get_schema", autospec=True, side_effect=generate
+        ) as spy,
+    ):
+        first = client.get("/openapi.json")
+        again = client.get("/openapi.json", HTTP_X_FORWARDED_PROTO="https", HTTP_ACCEPT="*/*")
+        as_yaml = client.get("/openapi.yaml")
+    assert [first.status_code, again.status_code, as_yaml.status_code] == [200, 200, 200]
+    assert again.content == first.content
+    assert yaml.safe_load(as_yaml.content) == first.json()
+    assert spy.call_count == 1
