@@ -246,7 +246,8 @@ class SumProtocol(ASGIProtocol):
 
 
 class ConnectionCounts:
-    """How many connections each worker of this gunicorn holds, in memory the workers share.
+    """How many connections each worker of this gunicorn holds, and which workers are leaving
+    new connections to the others, in memory the workers share.
 
     Made in the master when gunicorn.conf.py imports this module, so every worker forked from
     it sees the same pages. A worker claims a slot when it starts (a slot whose worker is gone
@@ -257,6 +258,7 @@ class ConnectionCounts:
     def __init__(self) -> None:
         self._pids = multiprocessing.RawArray("q", self.SLOTS)
         self._counts = multiprocessing.RawArray("q", self.SLOTS)
+        self._deferring = multiprocessing.RawArray("b", self.SLOTS)
         self._lock = multiprocessing.Lock()
 
     def claim(self, pid: int) -> int:
@@ -264,6 +266,7 @@ class ConnectionCounts:
             for slot in range(self.SLOTS):
                 if self._pids[slot] in (0, pid) or not _alive(self._pids[slot]):
                     self._pids[slot], self._counts[slot] = pid, 0
+                    self._deferring[slot] = False
                     return slot
         return -1  # more workers than slots: this one takes connections whenever it wakes
 
@@ -275,12 +278,19 @@ class ConnectionCounts:
         if slot >= 0:
             self._counts[slot] = count
 
+    def defer(self, slot: int, deferring: bool) -> None:
+        """Say that the worker in `slot` leaves new connections to the others, or no longer."""
+        if slot >= 0:
+            self._deferring[slot] = deferring
+
     def fewest_elsewhere(self, slot: int) -> int | None:
-        """The fewest connections another live worker holds, or None when there is none."""
+        """The fewest connections another live worker holds, among those not leaving new ones
+        to the others (two workers each waiting for the other would leave a connection to no
+        one); None when there is none."""
         fewest = None
         for other in range(self.SLOTS):
             pid = self._pids[other]
-            if other == slot or pid == 0:
+            if other == slot or pid == 0 or self._deferring[other]:
                 continue
             count = self._counts[other]
             if (fewest is None or count < fewest) and _alive(pid):
@@ -307,7 +317,7 @@ LOOP_SIGNALS = frozenset(
 
 # How long a worker holding more connections than another leaves a new one to that other
 # worker before taking it itself (the other may be busy answering).
-DEFER_ACCEPT_SECONDS = 0.005
+DEFER_ACCEPT_SECONDS = 0.001
 
 
 class SumWorker(ASGIWorker):
@@ -358,12 +368,13 @@ class SumWorker(ASGIWorker):
 
     def _accept_one(self, listener: socket.socket) -> None:
         """Every worker wakes for a new connection; the one holding the fewest takes it. One
-        holding more than another leaves it for a few milliseconds, then takes it if it is
-        still there (the other may be busy)."""
+        holding more than another (that is not itself leaving connections to others) leaves it
+        for a few milliseconds, then takes it if it is still there (the other may be busy)."""
         if not self._deferred:
             fewest = COUNTS.fewest_elsewhere(self._slot)
             if fewest is not None and self.nr_conns > fewest:
                 self._deferred = True
+                COUNTS.defer(self._slot, True)
                 self.loop.remove_reader(listener)
                 self.loop.call_later(DEFER_ACCEPT_SECONDS, self._resume_accepting, listener)
                 return
@@ -375,6 +386,7 @@ class SumWorker(ASGIWorker):
         self._take(connection)
 
     def _resume_accepting(self, listener: socket.socket) -> None:
+        COUNTS.defer(self._slot, False)
         if self._accepting:
             self.loop.add_reader(listener, self._accept_one, listener)
 

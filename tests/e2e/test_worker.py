@@ -23,6 +23,7 @@ import requests
 from api.summing import canonical_sum
 from bench.documents import document
 from bench.serving import wrk
+from sumservice.worker import ConnectionCounts
 from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
 from tests.liveserver import ROOT, LiveServer
 from tests.utils import request_log
@@ -305,3 +306,17 @@ def test_a_worker_told_to_stop_while_it_loads_stops(tmp_path) -> None:
             time.sleep(0.05)
         assert stopped not in server.worker_pids(), server.log()
         assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_a_worker_leaving_connections_to_others_is_not_left_any() -> None:
+    """Two workers each leaving a new connection to the other would leave it to no one until
+    their waits end: a worker that defers is not one to defer to."""
+    counts = ConnectionCounts()
+    mine, other = counts.claim(os.getpid()), counts.claim(os.getppid())
+    counts.set(mine, 3)
+    counts.set(other, 1)
+    assert counts.fewest_elsewhere(mine) == 1
+    counts.defer(other, True)
+    assert counts.fewest_elsewhere(mine) is None
+    counts.defer(other, False)
+    assert counts.fewest_elsewhere(mine) == 1
