@@ -259,6 +259,7 @@ class ConnectionCounts:
         self._pids = multiprocessing.RawArray("q", self.SLOTS)
         self._counts = multiprocessing.RawArray("q", self.SLOTS)
         self._deferring = multiprocessing.RawArray("b", self.SLOTS)
+        self._in_use = multiprocessing.RawValue("i", 0)  # slots ever claimed: the first ones
         self._lock = multiprocessing.Lock()
 
     def claim(self, pid: int) -> int:
@@ -267,6 +268,7 @@ class ConnectionCounts:
                 if self._pids[slot] in (0, pid) or not _alive(self._pids[slot]):
                     self._pids[slot], self._counts[slot] = pid, 0
                     self._deferring[slot] = False
+                    self._in_use.value = max(self._in_use.value, slot + 1)
                     return slot
         return -1  # more workers than slots: this one takes connections whenever it wakes
 
@@ -288,7 +290,7 @@ class ConnectionCounts:
         to the others (two workers each waiting for the other would leave a connection to no
         one); None when there is none."""
         fewest = None
-        for other in range(self.SLOTS):
+        for other in range(self._in_use.value):
             pid = self._pids[other]
             if other == slot or pid == 0 or self._deferring[other]:
                 continue
