@@ -486,16 +486,18 @@ def require_request_bodies(result: dict, generator: Any, request: Any, public: b
 class SchemaGeneratedOnce(SchemaGenerator):
     """drf-spectacular's generator, keeping the document it generates for the process's life.
 
-    Served public (SERVE_PUBLIC) and unversioned, the document depends on the code and the
-    settings alone, not on who asks, and generating it costs ~6-10 ms of a worker (a small /sum:
-    ~0.3): an open endpoint must not let anyone spend that at will. A `?version=` asks for
-    another document, generated as before. Changed settings (tests) empty it."""
+    Served public (SERVE_PUBLIC) from the project's URLconf, the document depends on the code
+    and the settings alone, not on who asks, and generating it costs ~6-10 ms of a worker (a
+    small /sum: ~0.3): an open endpoint must not let anyone spend that at will. Any other
+    document (a view given its own URLconf, a private one) is generated on every request.
+    Changed Django settings (tests) empty it."""
 
     _generated: dict | None = None
     _lock = threading.Lock()
 
     def get_schema(self, request: Any = None, public: bool = False) -> dict:
-        if not public or self.api_version is not None:
+        own_urls = self.urlconf is not None or self.patterns is not None
+        if not public or self.api_version is not None or own_urls:
             return super().get_schema(request, public)
         with self._lock:
             if SchemaGeneratedOnce._generated is None:
@@ -508,16 +510,21 @@ def _forget_the_generated_schema(**kwargs: Any) -> None:
     SchemaGeneratedOnce._generated = None
 
 
-class SchemaJSONView(SpectacularJSONAPIView):
+class SchemaGeneratedOnceView:
+    generator_class = SchemaGeneratedOnce
+
+    def _get_version_parameter(self, request: Any) -> None:
+        # The API has one version: drf-spectacular would take any `?version=` (ALLOWED_VERSIONS
+        # unset) into the document's info.version, generating it anew for each request.
+        return None
+
+
+class SchemaJSONView(SchemaGeneratedOnceView, SpectacularJSONAPIView):
     """GET /openapi.json"""
 
-    generator_class = SchemaGeneratedOnce
 
-
-class SchemaYAMLView(SpectacularYAMLAPIView):
+class SchemaYAMLView(SchemaGeneratedOnceView, SpectacularYAMLAPIView):
     """GET /openapi.yaml"""
-
-    generator_class = SchemaGeneratedOnce
 
 
 # --- Pages -------------------------------------------------------------------------------------
