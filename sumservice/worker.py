@@ -259,7 +259,9 @@ class ConnectionCounts:
         self._pids = multiprocessing.RawArray("q", self.SLOTS)
         self._counts = multiprocessing.RawArray("q", self.SLOTS)
         self._deferring = multiprocessing.RawArray("b", self.SLOTS)
-        self._in_use = multiprocessing.RawValue("i", 0)  # slots ever claimed: the first ones
+        # One past the highest slot ever claimed: slots are claimed lowest first, so the scans
+        # stop there rather than at SLOTS.
+        self._high_water = multiprocessing.RawValue("i", 0)
         self._lock = multiprocessing.Lock()
 
     def claim(self, pid: int) -> int:
@@ -268,7 +270,7 @@ class ConnectionCounts:
                 if self._pids[slot] in (0, pid) or not _alive(self._pids[slot]):
                     self._pids[slot], self._counts[slot] = pid, 0
                     self._deferring[slot] = False
-                    self._in_use.value = max(self._in_use.value, slot + 1)
+                    self._high_water.value = max(self._high_water.value, slot + 1)
                     return slot
         return -1  # more workers than slots: this one takes connections whenever it wakes
 
@@ -290,7 +292,7 @@ class ConnectionCounts:
         to the others (two workers each waiting for the other would leave a connection to no
         one); None when there is none."""
         fewest = None
-        for other in range(self._in_use.value):
+        for other in range(self._high_water.value):
             pid = self._pids[other]
             if other == slot or pid == 0 or self._deferring[other]:
                 continue
@@ -334,12 +336,12 @@ class SumWorker(ASGIWorker):
     _connecting: set[asyncio.Task] | None = None  # accepted connections not yet counted
     _stop_requested: asyncio.Event | None = None
 
-    def init_signals(self) -> None:
-        """gunicorn's handlers, run by the event loop; the signals are held until the loop
-        runs, since uvloop loses one that comes before (while the application loads): a SIGHUP's
-        or a `docker stop`'s SIGTERM would then never stop this worker."""
-        super().init_signals()
+    def init_process(self) -> None:
+        # uvloop sees a signal only while its loop runs, and loses one that comes before (while
+        # the application loads): a SIGHUP's or a `docker stop`'s SIGTERM would then never stop
+        # this worker. They are held from here until the loop runs (_serve).
         signal.pthread_sigmask(signal.SIG_BLOCK, LOOP_SIGNALS)
+        super().init_process()
 
     async def _serve(self) -> None:
         """Serve every listening socket until told to stop, then stop gracefully.
@@ -348,7 +350,7 @@ class SumWorker(ASGIWorker):
         application is loaded before the worker serves), with SumProtocol, and accepting one
         connection at a time (asyncio's server takes all that wait at once, so on a socket
         the workers share, a burst of connections goes to whichever worker woke first)."""
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, LOOP_SIGNALS)  # held by init_signals
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, LOOP_SIGNALS)  # held by init_process
         for listener in self.sockets:
             listener.sock.setblocking(False)
             self.loop.add_reader(listener.sock, self._accept_one, listener.sock)
@@ -421,6 +423,7 @@ class SumWorker(ASGIWorker):
             return
         self._accepting = False
         COUNTS.release(self._slot)
+        self._slot = -1  # free for a new worker: this one writes no count or flag there again
         for listener in self.sockets:
             self.loop.remove_reader(listener.sock)  # a deferred accept will not resume either
             while True:

@@ -305,7 +305,9 @@ def test_a_worker_told_to_stop_while_it_loads_stops(tmp_path) -> None:
         while stopped in server.worker_pids() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert stopped not in server.worker_pids(), server.log()
-        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+        assert f"Worker exiting (pid: {stopped})" in server.log()
+        server.wait_for_workers(1, replacing={stopped})
+        assert requests.get(server.url + "/healthz", timeout=30).status_code == 200
 
 
 def test_a_worker_leaving_connections_to_others_is_not_left_any() -> None:
