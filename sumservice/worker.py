@@ -46,9 +46,10 @@ class SumProtocol(ASGIProtocol):
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:
-        super().connection_made(transport)
         worker = self.worker
-        COUNTS.set(worker._slot, worker.nr_conns)
+        worker._connecting.pop(self, None)  # counted in nr_conns from here on
+        super().connection_made(transport)
+        COUNTS.set(worker._slot, worker.connections_held)
         if worker.nr_conns > worker.worker_connections:
             self._refuse(
                 503,
@@ -69,7 +70,7 @@ class SumProtocol(ASGIProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._clear_deadline()
         super().connection_lost(exc)
-        COUNTS.set(self.worker._slot, self.worker.nr_conns)
+        COUNTS.set(self.worker._slot, self.worker.connections_held)
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
@@ -320,8 +321,8 @@ LOOP_SIGNALS = frozenset(
 )
 
 # How long a worker holding more connections than another leaves a new one to that other
-# worker before taking it itself (the other may be busy answering).
-DEFER_ACCEPT_SECONDS = 0.001
+# worker before taking it itself (the other may be busy answering, or waiting for a core).
+DEFER_ACCEPT_SECONDS = 0.003
 
 
 class SumWorker(ASGIWorker):
@@ -333,7 +334,8 @@ class SumWorker(ASGIWorker):
     _accepting = False
     _deferred = False
     _slot = -1
-    _connecting: set[asyncio.Task] | None = None  # accepted connections not yet counted
+    # Accepted connections whose connection_made has not run yet, and the tasks setting them up.
+    _connecting: dict[SumProtocol, asyncio.Task]
     _stop_requested: asyncio.Event | None = None
 
     def init_process(self) -> None:
@@ -351,6 +353,7 @@ class SumWorker(ASGIWorker):
         connection at a time (asyncio's server takes all that wait at once, so on a socket
         the workers share, a burst of connections goes to whichever worker woke first)."""
         signal.pthread_sigmask(signal.SIG_UNBLOCK, LOOP_SIGNALS)  # held by init_process
+        self._connecting = {}
         for listener in self.sockets:
             listener.sock.setblocking(False)
             self.loop.add_reader(listener.sock, self._accept_one, listener.sock)
@@ -376,7 +379,7 @@ class SumWorker(ASGIWorker):
         for a few milliseconds, then takes it if it is still there (the other may be busy)."""
         if not self._deferred:
             fewest = COUNTS.fewest_elsewhere(self._slot)
-            if fewest is not None and self.nr_conns > fewest:
+            if fewest is not None and self.connections_held > fewest:
                 self._deferred = True
                 COUNTS.defer(self._slot, True)
                 self.loop.remove_reader(listener)
@@ -394,18 +397,23 @@ class SumWorker(ASGIWorker):
         if self._accepting:
             self.loop.add_reader(listener, self._accept_one, listener)
 
-    def _take(self, connection: socket.socket) -> None:
-        connection.setblocking(False)
-        task = self.loop.create_task(self.loop.connect_accepted_socket(self._protocol, connection))
-        # gunicorn's drain counts connections from connection_made on: one still being set up
-        # must be waited for, or the stop would drop it unanswered.
-        if self._connecting is None:
-            self._connecting = set()
-        self._connecting.add(task)
-        task.add_done_callback(self._connecting.discard)
+    @property
+    def connections_held(self) -> int:
+        return self.nr_conns + len(self._connecting)
 
-    def _protocol(self) -> SumProtocol:
-        return SumProtocol(self)
+    def _take(self, connection: socket.socket) -> None:
+        """Set the connection up in a task. gunicorn counts it (nr_conns) from connection_made,
+        a loop turn or two later: until then it is counted here, or this worker would look
+        empty and take a whole burst of connections, and a stop would not wait for it and
+        drop it unanswered."""
+        connection.setblocking(False)
+        protocol = SumProtocol(self)
+        task = self.loop.create_task(
+            self.loop.connect_accepted_socket(lambda: protocol, connection)
+        )
+        self._connecting[protocol] = task
+        task.add_done_callback(lambda _: self._connecting.pop(protocol, None))  # set-up failed
+        COUNTS.set(self._slot, self.connections_held)
 
     def handle_exit_signal(self) -> None:
         """SIGTERM: stop accepting at once, not at the next heartbeat a second later (after a
@@ -438,7 +446,7 @@ class SumWorker(ASGIWorker):
         if not self._quick_shutdown:
             await self._stop_accepting()
             if self._connecting:
-                await asyncio.wait(list(self._connecting))
+                await asyncio.wait(list(self._connecting.values()))
         await super()._shutdown()
 
 
