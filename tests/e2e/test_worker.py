@@ -165,8 +165,23 @@ def test_connections_over_the_workers_limit_get_503() -> None:
         assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
 
 
+def wait_until_every_worker_serves(server: LiveServer, workers: int, timeout: float = 30) -> None:
+    """The server answers once one worker has loaded the application; the others may still be
+    loading it (longer on a busy machine), and take no connection until they serve."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = requests.get(server.url + "/healthz", headers={"Connection": "close"}, timeout=10)
+        assert answer.status_code == 200
+        serving = {line["pid"] for line in request_log(server) if line["path"] == "/healthz"}
+        if len(serving) >= workers:
+            return
+        assert time.monotonic() < deadline, f"{len(serving)} of {workers} workers serve"
+        time.sleep(0.05)
+
+
 def test_connections_are_spread_over_every_worker() -> None:
     with LiveServer(workers=2) as server:
+        wait_until_every_worker_serves(server, 2)
         access_token = token(server)
         connections = [
             http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(16)
@@ -200,6 +215,7 @@ def test_two_connections_opened_together_go_to_two_workers(tmp_path) -> None:
     body = tmp_path / "int-1MiB.json"
     body.write_bytes(document("int", MIB))
     with LiveServer(workers=2) as server:
+        wait_until_every_worker_serves(server, 2)
         access_token = token(server)
         wrk(server.url + "/sum", body, access_token, 1, 2, False)  # every worker warm
 
