@@ -4,8 +4,9 @@ gunicorn's `asgi` worker parses requests in its event loop, so a client that tri
 headers or body, or never closes, costs a socket and a few objects rather than a whole worker.
 The service itself is WSGI (Django, DRF). `BufferedWSGIApplication` joins the two: it receives
 the whole body in the event loop, then runs the WSGI application on it, right there when the
-body is small (no thread hop: most requests), or in a thread when it is large, so that a long
-summing (which releases the GIL in the compiled kernel) leaves the loop free for the others.
+body is at most `inline_body_bytes` (a few milliseconds of work: a thread hop would cost more
+than it saves), or in a thread when it is larger, so that a long summing (which releases the GIL
+in the compiled kernel) leaves the loop free for the others.
 
 The body is received once, into one buffer (made at its size when the Content-Length is known),
 and stays there: Django reads it as a file, and /sum's parser takes it in place
@@ -35,7 +36,11 @@ Buffer = bytearray | mmap.mmap
 Receive = Callable[[], Any]
 Send = Callable[[Message], Any]
 
-# A chunked body past the inline size moves to a mapping of at least this size, then doubles.
+# A body over this size is received into a memory mapping and holds one of the worker's
+# large-body slots while it is received and answered: what a worker holds in bodies stays bounded.
+LARGE_BODY_BYTES = 64 * 1024
+
+# A chunked body past the large size moves to a mapping of at least this size, then doubles.
 _FIRST_CHUNKED_MAPPING = 1 << 20
 _HUGE_PAGE = 2 << 20  # x86-64's and arm64's (4 KiB base pages) transparent huge page
 
@@ -60,10 +65,12 @@ class BufferedWSGIApplication:
         max_body_bytes: int,
         inline_body_bytes: int,
         threads: int,
+        large_body_bytes: int = LARGE_BODY_BYTES,
     ) -> None:
         self.wsgi = wsgi
         self.max_body_bytes = max_body_bytes
         self.inline_body_bytes = inline_body_bytes
+        self.large_body_bytes = large_body_bytes
         self.threads = threads
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="large-request")
         self._large_slots: asyncio.Semaphore | None = None  # made in the worker's event loop
@@ -123,15 +130,15 @@ class BufferedWSGIApplication:
         buffer: Buffer = bytearray()  # chunked: grown as it comes
         if declared is not None and declared <= self.max_body_bytes:
             # The size is known: the buffer is made once, at that size, and filled in place.
-            if declared > self.inline_body_bytes:
+            if declared > self.large_body_bytes:
                 await slot.acquire()
                 buffer = _large_buffer(declared)
             else:
                 buffer = bytearray(declared)
         length = 0
         while True:
-            if length > self.inline_body_bytes:
-                # Past the inline size, a body waits for one of the worker's few large-body
+            if length > self.large_body_bytes:
+                # Past the large size, a body waits for one of the worker's few large-body
                 # slots: what the worker holds in bodies stays bounded, however many clients
                 # send large ones (gunicorn stops reading a socket whose bytes wait).
                 await slot.acquire()
@@ -154,9 +161,9 @@ class BufferedWSGIApplication:
         return buffer, length
 
     def _grown(self, buffer: Buffer, size: int) -> Buffer:
-        """Room for `size` bytes of a chunked body: a bytearray while it is inline, then a
+        """Room for `size` bytes of a chunked body: a bytearray up to the large size, then a
         mapping that doubles (mremap: its pages are not copied), up to the limit."""
-        if size <= self.inline_body_bytes:
+        if size <= self.large_body_bytes:
             return buffer  # a bytearray: the slice assignment grows it
         room = min(self.max_body_bytes, max(size, 2 * len(buffer), _FIRST_CHUNKED_MAPPING))
         if isinstance(buffer, mmap.mmap):

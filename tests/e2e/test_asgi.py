@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -88,11 +89,24 @@ def http_scope(headers: list[tuple[bytes, bytes]]) -> dict:
     }
 
 
-def serve(wsgi, chunks: list[bytes], *, chunked: bool = False, left_after: int | None = None):
-    """One request through a bridge with a 1 KiB limit and a 32-byte inline size: its body in
-    `chunks` (with a Content-Length of their total unless `chunked`), the client leaving after
-    `left_after` of them if given. The messages sent back."""
-    app = BufferedWSGIApplication(wsgi, max_body_bytes=1024, inline_body_bytes=32, threads=1)
+def serve(
+    wsgi,
+    chunks: list[bytes],
+    *,
+    chunked: bool = False,
+    left_after: int | None = None,
+    inline_body_bytes: int = 32,
+):
+    """One request through a bridge with a 1 KiB limit and a 32-byte large size (and inline
+    size, unless given): its body in `chunks` (with a Content-Length of their total unless
+    `chunked`), the client leaving after `left_after` of them if given. The messages sent back."""
+    app = BufferedWSGIApplication(
+        wsgi,
+        max_body_bytes=1024,
+        inline_body_bytes=inline_body_bytes,
+        large_body_bytes=32,
+        threads=1,
+    )
     messages = [
         {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
         for index, chunk in enumerate(chunks)
@@ -131,6 +145,25 @@ def test_the_body_is_let_go_once_answered(size: int) -> None:
     assert seen[0]["wsgi.input"].closed
     with pytest.raises(ValueError, match="released"):
         seen[0][RECEIVED_BODY].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("size", "thread"),
+    [(20, "MainThread"), (100, "MainThread"), (128, "MainThread"), (129, "large-request_0")],
+)  # small; large (a mapping, a large-body slot) yet inline; at the inline size; past it
+def test_a_body_runs_in_the_event_loop_up_to_the_inline_size(size: int, thread: str) -> None:
+    """A thread hop costs more than a few milliseconds of summing saves: up to the inline size
+    the application runs in the event loop, whatever buffer the body came in."""
+    ran_in: list[str] = []
+
+    def wsgi(environ: dict, start_response):
+        ran_in.append(threading.current_thread().name)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    sent = serve(wsgi, [b"[" + b"1" * (size - 2) + b"]"], inline_body_bytes=128)
+    assert sent[0]["status"] == 200
+    assert ran_in == [thread]
 
 
 def reader(environ: dict, start_response):
