@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -286,6 +287,17 @@ def test_clients_that_never_close_cost_the_others_nothing(server: LiveServer) ->
     assert server.worker_pids() == workers
 
 
+def connections_to(server: LiveServer) -> int:
+    """Established TCP connections to the server's port: accepted, or in its listen queue."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == server.port:
+                count += 1
+    return count
+
+
 def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_timeout() -> None:
     """20 clients each POST a 1 MiB document; SIGTERM comes while they are being served (or
     wait in the listen queue): every one gets its right answer, and the master exits in time."""
@@ -309,7 +321,10 @@ def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_t
         with ThreadPoolExecutor(max_workers=20) as pool:
             futures = [pool.submit(post) for _ in range(20)]
             sent.wait()
-            time.sleep(0.3)  # the clients have connected and are sending
+            deadline = time.monotonic() + 30
+            while connections_to(server) < 20:  # accepted, or waiting in the listen queue
+                assert time.monotonic() < deadline, connections_to(server)
+                time.sleep(0.01)
             assert server.process is not None
             stopped = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
