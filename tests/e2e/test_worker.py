@@ -24,7 +24,7 @@ import requests
 from api.summing import canonical_sum
 from bench.documents import document
 from bench.serving import established_by_worker, wrk
-from sumservice.worker import ConnectionCounts
+from sumservice.worker import ConnectionCounts, tune_malloc
 from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
 from tests.liveserver import ROOT, LiveServer
 from tests.utils import request_log
@@ -380,3 +380,14 @@ def test_a_worker_leaving_connections_to_others_is_not_left_any() -> None:
     assert counts.fewest_elsewhere(mine) is None
     counts.defer(other, False)
     assert counts.fewest_elsewhere(mine) == 1
+
+
+def test_malloc_is_tuned_on_glibc_unless_the_operator_tunes_it(monkeypatch) -> None:
+    """Debian's glibc, as in the image, takes the worker's thresholds; GLIBC_TUNABLES that set
+    malloc's own are left to stand."""
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576")
+    assert tune_malloc() is False
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.rtld.nns=2")  # not malloc's
+    assert tune_malloc() is True
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    assert tune_malloc() is True
