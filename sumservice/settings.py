@@ -119,10 +119,14 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler"},
         # The request log's lines are JSON already (api/request_log.py).
         "requests": {"class": "logging.StreamHandler", "formatter": "message"},
+        "null": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "sumservice.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+        # A Host outside DJANGO_ALLOWED_HOSTS is any client's to send: its 400 is in the request
+        # log, not a traceback per request (Django's own advice for this logger).
+        "django.security.DisallowedHost": {"handlers": ["null"], "propagate": False},
     },
 }
 

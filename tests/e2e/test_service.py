@@ -104,6 +104,20 @@ def test_nasty_token_requests_are_400(server: LiveServer) -> None:
     assert "Traceback" not in server.log()
 
 
+def test_a_host_not_served_is_a_json_400_and_one_log_line(server: LiveServer) -> None:
+    """Any client can send any Host: each is a client's error in the request log, not a
+    traceback in the server's log."""
+    for _ in range(3):
+        response = requests.get(
+            server.url + "/healthz", headers={"Host": "evil.example"}, timeout=10
+        )
+        assert response.status_code == 400
+        assert response.json() == {"detail": "Bad request."}
+        assert response.headers["Content-Length"] == str(len(response.content))
+    assert "Traceback" not in server.log()
+    assert "evil.example" not in server.log()
+
+
 def test_every_error_is_json(server: LiveServer) -> None:
     for method, path in [("GET", "/sum"), ("GET", "/nowhere"), ("PUT", "/auth")]:
         response = requests.request(method, server.url + path, timeout=10)
