@@ -200,10 +200,19 @@ class BufferedWSGIApplication:
             environ["wsgi.input"].close()
             environ[RECEIVED_BODY].release()
         status, headers = started
+        code = int(status[:3])
         encoded = [
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
         ]
-        return int(status[:3]), encoded, content
+        # The whole body is here: framed by its length, not chunked, even where the application
+        # set none (an error answered before CommonMiddleware adds it).
+        if (
+            environ["REQUEST_METHOD"] != "HEAD"
+            and code not in (204, 304)
+            and all(name != b"content-length" for name, _ in encoded)
+        ):
+            encoded.append((b"content-length", str(len(content)).encode("latin-1")))
+        return code, encoded, content
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

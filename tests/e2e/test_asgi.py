@@ -166,6 +166,19 @@ def test_a_body_runs_in_the_event_loop_up_to_the_inline_size(size: int, thread: 
     assert ran_in == [thread]
 
 
+def test_an_answer_the_application_gave_no_length_gets_its_length() -> None:
+    """Django's answer to an error raised before CommonMiddleware has no Content-Length: the
+    bridge holds the whole body, so it frames it by its length rather than chunked."""
+
+    def wsgi(environ: dict, start_response):
+        start_response("400 Bad Request", [("Content-Type", "application/json")])
+        return [b'{"detail": ', b'"Bad request."}']
+
+    sent = serve(wsgi, [b"[1]"])
+    assert sent[-1]["body"] == b'{"detail": "Bad request."}'
+    assert (b"content-length", b"26") in sent[0]["headers"]
+
+
 def reader(environ: dict, start_response):
     """Reads the body as Django may (lines, sizes, the rest) and as /sum's parser does (the
     received view), and answers what each saw."""
