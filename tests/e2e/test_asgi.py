@@ -148,22 +148,29 @@ def test_the_body_is_let_go_once_answered(size: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("size", "thread"),
-    [(20, "MainThread"), (100, "MainThread"), (128, "MainThread"), (129, "large-request_0")],
-)  # small; large (a mapping, a large-body slot) yet inline; at the inline size; past it
-def test_a_body_runs_in_the_event_loop_up_to_the_inline_size(size: int, thread: str) -> None:
-    """A thread hop costs more than a few milliseconds of summing saves: up to the inline size
-    the application runs in the event loop, whatever buffer the body came in."""
-    ran_in: list[str] = []
+    ("size", "buffer", "thread"),
+    [
+        (20, "bytearray", "MainThread"),  # small
+        (100, "mmap", "MainThread"),  # large (a mapping, a large-body slot), yet inline
+        (128, "mmap", "MainThread"),  # at the inline size
+        (129, "mmap", "large-request_0"),  # past it
+    ],
+)
+def test_a_body_runs_in_the_event_loop_up_to_the_inline_size(
+    size: int, buffer: str, thread: str
+) -> None:
+    """The inline size (where the application runs) and the large size (which buffer, and a
+    large-body slot) are two settings."""
+    ran: list[tuple[str, str]] = []
 
     def wsgi(environ: dict, start_response):
-        ran_in.append(threading.current_thread().name)
+        ran.append((type(environ[RECEIVED_BODY].obj).__name__, threading.current_thread().name))
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b"{}"]
 
     sent = serve(wsgi, [b"[" + b"1" * (size - 2) + b"]"], inline_body_bytes=128)
     assert sent[0]["status"] == 200
-    assert ran_in == [thread]
+    assert ran == [(buffer, thread)]
 
 
 def test_an_answer_the_application_gave_no_length_gets_its_length() -> None:
