@@ -327,9 +327,12 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mal
 
 
 def tune_malloc() -> bool:
-    """Set the thresholds above; False where malloc is not glibc's, or where GLIBC_TUNABLES
-    sets malloc's own (the operator's choice stands)."""
-    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+    """Set the thresholds above; False where there is no mallopt (musl, macOS), or where the
+    operator sets either threshold (GLIBC_TUNABLES, or glibc's older MALLOC_*_ variables)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if any(
+        name in tunables for name in ("glibc.malloc.trim_threshold", "glibc.malloc.mmap_threshold")
+    ) or any(name in os.environ for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
         return False
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is None:
