@@ -51,7 +51,7 @@ class SumProtocol(ASGIProtocol):
         worker = self.worker
         worker._connecting.pop(self, None)  # counted in nr_conns from here on
         super().connection_made(transport)
-        COUNTS.set(worker._slot, worker.connections_held)
+        worker.publish_count()
         if worker.nr_conns > worker.worker_connections:
             self._refuse(
                 503,
@@ -72,7 +72,7 @@ class SumProtocol(ASGIProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._clear_deadline()
         super().connection_lost(exc)
-        COUNTS.set(self.worker._slot, self.worker.connections_held)
+        self.worker.publish_count()
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
@@ -428,6 +428,10 @@ class SumWorker(ASGIWorker):
     def connections_held(self) -> int:
         return self.nr_conns + len(self._connecting)
 
+    def publish_count(self) -> None:
+        """Tell the other workers how many connections this one holds."""
+        COUNTS.set(self._slot, self.connections_held)
+
     def _take(self, connection: socket.socket) -> None:
         """Set the connection up in a task. gunicorn counts it (nr_conns) from connection_made,
         a loop turn or two later: until then it is counted here, or this worker would look
@@ -440,7 +444,7 @@ class SumWorker(ASGIWorker):
         )
         self._connecting[protocol] = task
         task.add_done_callback(lambda _: self._connecting.pop(protocol, None))  # set-up failed
-        COUNTS.set(self._slot, self.connections_held)
+        self.publish_count()
 
     def handle_exit_signal(self) -> None:
         """SIGTERM: stop accepting at once, not at the next heartbeat a second later (after a
