@@ -443,8 +443,12 @@ class SumWorker(ASGIWorker):
             self.loop.connect_accepted_socket(lambda: protocol, connection)
         )
         self._connecting[protocol] = task
-        task.add_done_callback(lambda _: self._connecting.pop(protocol, None))  # set-up failed
+        task.add_done_callback(lambda _: self._set_up_ended(protocol))
         self.publish_count()
+
+    def _set_up_ended(self, protocol: SumProtocol) -> None:
+        if self._connecting.pop(protocol, None) is not None:  # failed before connection_made
+            self.publish_count()
 
     def handle_exit_signal(self) -> None:
         """SIGTERM: stop accepting at once, not at the next heartbeat a second later (after a

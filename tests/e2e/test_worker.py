@@ -245,6 +245,32 @@ def test_a_connection_counts_from_its_accept() -> None:
         COUNTS.release(other)
 
 
+def test_a_connection_whose_set_up_fails_is_no_longer_counted() -> None:
+    """The other workers would otherwise see this one holding it until its next connection."""
+
+    class Unstarted(SumWorker):
+        def __init__(self) -> None:
+            pass
+
+    worker = Unstarted()
+    worker.cfg, worker.log, worker.asgi = Config(), logging.getLogger(__name__), None
+    worker.nr_conns, worker.worker_connections, worker._connecting = 0, 10, {}
+    worker._slot = COUNTS.claim(os.getpid())
+    other = COUNTS.claim(os.getppid())
+    worker.loop = loop = asyncio.new_event_loop()
+    datagram = socket.socket(type=socket.SOCK_DGRAM)  # not a stream: its set-up fails
+    try:
+        worker._take(datagram)
+        assert COUNTS.fewest_elsewhere(other) == 1
+        loop.run_until_complete(asyncio.wait(list(worker._connecting.values())))
+        assert COUNTS.fewest_elsewhere(other) == 0
+    finally:
+        datagram.close()
+        loop.close()
+        COUNTS.release(worker._slot)
+        COUNTS.release(other)
+
+
 def answering_pids(server: LiveServer) -> list[int]:
     return [
         line["pid"]
