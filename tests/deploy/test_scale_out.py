@@ -372,12 +372,14 @@ def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
     # nginx's own access log names the same requests by the same ids, in JSON, without the
     # query string.
     requests.get(nginx.url + "/healthz?access_token=secret-in-url", headers=forged, timeout=10)
-    # (The lines of this test's requests: the cluster served the module's other tests too.)
+    # (The lines of this test's requests, by their ids: the cluster serves the module's other
+    # tests too, and what they left running may still be asking.)
     written = access_log.read_bytes()[logged_before:].decode()
     logged = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
-    ids = [line["request_id"] for line in logged]
-    assert "trace-0042" in ids and made in ids
-    assert {line["path"] for line in logged} == {"/healthz"}
+    mine = [line for line in logged if line["request_id"] in {"trace-0042", made}]
+    assert {line["request_id"] for line in mine} == {"trace-0042", made}
+    assert len(mine) == 3
+    assert {line["path"] for line in mine} == {"/healthz"}
     assert "secret-in-url" not in access_log.read_text()
 
 
