@@ -53,8 +53,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
 def on_starting(server):
-    """Load the signing keys once in the master, before any worker forks: a key that must be
-    created is created here, and a misconfigured one stops the start with a clear message."""
+    """Load the signing keys and the application once, in the master, before any worker forks:
+    a key that must be created is created here, a misconfigured one stops the start with a clear
+    message, and a new worker (at start, after a recycle or a crash) serves within milliseconds
+    of its fork instead of loading Django again (~0.5 s of CPU)."""
     _make_shared_folders()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
     import django
@@ -64,6 +66,9 @@ def on_starting(server):
 
     kid = token_backend().keyring.current.kid
     server.log.info("Signing tokens with key %s", kid)
+    # gunicorn keeps what this returns and gives it to every worker. Its own preload_app would
+    # load it earlier, before the shared folders above exist: metrics need theirs at import.
+    server.app.wsgi()
 
 
 # What the workers of this instance share on disk, in a private folder made at start and
@@ -132,9 +137,10 @@ def on_reload(server):
 
 
 def post_worker_init(worker):
-    """The worker has loaded the application: move what that made (Django, DRF, the keys...)
-    into the collector's permanent generation, so that the collections set off by requests stop
-    walking it again (CPython's advice for servers that load before serving; see gc.freeze)."""
+    """The worker is about to serve: move what the application's load made (Django, DRF, the
+    keys...) into the collector's permanent generation, so that the collections set off by
+    requests stop walking it again (CPython's advice for servers that load before serving; see
+    gc.freeze)."""
     import gc
 
     gc.freeze()
