@@ -10,7 +10,9 @@ response and parser callbacks, the worker's serve and shutdown steps):
   a body timeout (likewise for the body), beside gunicorn's keep-alive timeout;
 - a limit on the connections a worker holds (`worker_connections`): one more gets 503;
 - connections spread over the workers: each wakes for a new connection, and the one holding
-  the fewest takes it (counts kept in memory the workers share);
+  the fewest takes it (counts kept in memory the workers share); and a worker holding more
+  than its share (its clients reconnected to it while another restarted) closes kept-alive
+  connections after a response, announced, until the clients reconnecting even it out;
 - a graceful stop that also serves the connections waiting in the listen queue: on SIGTERM the
   worker accepts what is queued before it closes its listening socket, then answers every
   request on every connection it holds (gunicorn's own drain), within the graceful timeout;
@@ -46,6 +48,7 @@ class SumProtocol(ASGIProtocol):
     def __init__(self, worker: SumWorker) -> None:
         super().__init__(worker)
         self._deadline: asyncio.TimerHandle | None = None
+        self._rebalancing = False  # closed after this response, for its client to reconnect
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         worker = self.worker
@@ -72,11 +75,24 @@ class SumProtocol(ASGIProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._clear_deadline()
         super().connection_lost(exc)
+        if self._rebalancing:
+            self._rebalancing = False
+            self.worker.rebalancing -= 1
         self.worker.publish_count()
+
+    def _will_close(self, request, response_requires_close) -> bool:
+        """gunicorn's keep-alive decision (announced in the response's head), and closing a
+        connection this worker holds beyond its share."""
+        if super()._will_close(request, response_requires_close):
+            return True
+        if not self._rebalancing and self.worker.holds_more_than_its_share():
+            self._rebalancing = True
+            self.worker.rebalancing += 1
+        return self._rebalancing
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
-        branch, with one change, marked below. (The response that reaches max_requests
+        branch, with two changes, marked below. (The response that reaches max_requests
         announces "Connection: close" itself: gunicorn's _will_close counts it.)"""
         cancelled = False
         try:
@@ -142,10 +158,10 @@ class SumProtocol(ASGIProtocol):
 
                 # Check max_requests
                 if self.worker.nr >= self.worker.max_requests and self.worker.alive:
-                    self.log.info("Autorestarting worker after current request.")
-                    self.worker.alive = False
+                    # Changed: the worker stops accepting now, not at its next heartbeat.
+                    self.worker.retire()
 
-                # The one change from gunicorn's loop: a response that announced keep-alive
+                # Changed: a response that announced keep-alive
                 # keeps its connection even when the worker is stopping or has reached
                 # max_requests (gunicorn closes it then, and a client already sending its
                 # next request gets a reset). That next request, if it comes within the
@@ -363,6 +379,8 @@ class SumWorker(ASGIWorker):
     # Accepted connections whose connection_made has not run yet, and the tasks setting them up.
     _connecting: dict[SumProtocol, asyncio.Task]
     _stop_requested: asyncio.Event | None = None
+    # Connections announced "Connection: close" to even out the workers, not closed yet.
+    rebalancing = 0
 
     def init_process(self) -> None:
         # uvloop sees a signal only while its loop runs, and loses one that comes before (while
@@ -427,6 +445,23 @@ class SumWorker(ASGIWorker):
     @property
     def connections_held(self) -> int:
         return self.nr_conns + len(self._connecting)
+
+    def holds_more_than_its_share(self) -> bool:
+        """Whether this worker holds at least two connections more than another, counting each
+        connection it is already closing as gone to that other: kept-alive clients that all
+        reconnected here while a worker restarted would otherwise stay here for good."""
+        fewest = COUNTS.fewest_elsewhere(self._slot)
+        if fewest is None:
+            return False
+        return (self.connections_held - self.rebalancing) - (fewest + self.rebalancing) >= 2
+
+    def retire(self) -> None:
+        """max_requests reached: stop accepting now, answer what this worker holds, and exit;
+        gunicorn forks the replacement once this one has exited."""
+        self.log.info("Autorestarting worker after current request.")
+        self.alive = False
+        if self._stop_requested is not None:
+            self._stop_requested.set()
 
     def publish_count(self) -> None:
         """Tell the other workers how many connections this one holds."""

@@ -211,6 +211,44 @@ def test_connections_are_spread_over_every_worker() -> None:
         assert len(counts) == 2 and min(counts.values()) >= 3, counts
 
 
+def test_kept_alive_clients_even_out_after_a_worker_held_them_all() -> None:
+    """While a worker restarts (a recycle, a crash), its kept-alive clients reconnect to the
+    others and would stay there: a worker holding more than its share announces "Connection:
+    close" on some answers, and those clients reconnect to the worker holding fewer."""
+    with LiveServer(workers=2) as server:
+        wait_until_every_worker_serves(server, 2)
+        first, second = sorted(server.worker_pids())
+        connections = [
+            http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(8)
+        ]
+        closed = 0
+
+        def ask_each(label: str) -> None:
+            nonlocal closed
+            for number, connection in enumerate(connections):
+                connection.request("GET", "/healthz", headers={"X-Request-ID": f"{label}-{number}"})
+                response = connection.getresponse()
+                assert response.status == 200 and response.read() == b'{"status":"ok"}'
+                closed += response.getheader("Connection") == "close"  # http.client reconnects
+
+        os.kill(second, signal.SIGSTOP)  # alive but not accepting: first takes every connection
+        try:
+            ask_each("stopped")
+        finally:
+            os.kill(second, signal.SIGCONT)
+        for round_ in range(10):
+            ask_each(f"round-{round_}")
+        for connection in connections:
+            connection.close()
+        time.sleep(0.2)  # the last answers' log lines
+        pids = {line["request_id"]: line["pid"] for line in request_log(server)}
+        assert {pids[f"stopped-{number}"] for number in range(8)} == {first}
+        last_round = [pids[f"round-9-{number}"] for number in range(8)]
+        assert sorted(last_round.count(pid) for pid in (first, second)) == [4, 4], last_round
+        # Four connections moved; one that reconnected to the same worker moves again.
+        assert 4 <= closed <= 8
+
+
 def test_a_connection_counts_from_its_accept() -> None:
     """wrk opens its connections back to back: gunicorn counts one from connection_made, a loop
     turn or two after the accept, and the worker that took the first would still look empty and
