@@ -58,17 +58,27 @@ def on_starting(server):
     message, and a new worker (at start, after a recycle or a crash) serves within milliseconds
     of its fork instead of loading Django again (~0.5 s of CPU)."""
     _make_shared_folders()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
-    import django
+    try:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
+        import django
 
-    django.setup()
-    from api.tokens import token_backend
+        django.setup()
+        from api.tokens import token_backend
 
-    kid = token_backend().keyring.current.kid
-    server.log.info("Signing tokens with key %s", kid)
-    # gunicorn keeps what this returns and gives it to every worker. Its own preload_app would
-    # load it earlier, before the shared folders above exist: metrics need theirs at import.
-    server.app.wsgi()
+        kid = token_backend().keyring.current.kid
+        server.log.info("Signing tokens with key %s", kid)
+        # gunicorn keeps what this returns and gives it to every worker. Its own preload_app
+        # would load it earlier, before the shared folders above exist: metrics need theirs.
+        server.app.wsgi()
+    except BaseException:
+        on_exit(server)  # gunicorn does not call it when the start fails here
+        raise
+    # Move what the load made (Django, DRF, the keys...) into the collector's permanent
+    # generation, right before the forks: the collections that requests set off stop walking
+    # it again, and stop writing to the pages the workers share (CPython's advice, gc.freeze).
+    import gc
+
+    gc.freeze()
 
 
 # What the workers of this instance share on disk, in a private folder made at start and
@@ -134,13 +144,3 @@ def on_reload(server):
 # response's head without its body: the proxy could neither finish the answer nor send the
 # request to another replica. SumWorker writes each response, head and body, in one send, so a
 # proxy gets a whole response or nothing, and nginx (proxy_next_upstream) retries the latter.
-
-
-def post_worker_init(worker):
-    """The worker is about to serve: move what the application's load made (Django, DRF, the
-    keys...) into the collector's permanent generation, so that the collections set off by
-    requests stop walking it again (CPython's advice for servers that load before serving; see
-    gc.freeze)."""
-    import gc
-
-    gc.freeze()

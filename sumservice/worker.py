@@ -11,8 +11,8 @@ response and parser callbacks, the worker's serve and shutdown steps):
 - a limit on the connections a worker holds (`worker_connections`): one more gets 503;
 - connections spread over the workers: each wakes for a new connection, and the one holding
   the fewest takes it (counts kept in memory the workers share); and a worker holding more
-  than its share (its clients reconnected to it while another restarted) closes kept-alive
-  connections after a response, announced, until the clients reconnecting even it out;
+  than its share (its clients reconnected to it while another restarted) closes the excess
+  kept-alive connections after a response, announced, for their clients to reconnect;
 - a graceful stop that also serves the connections waiting in the listen queue: on SIGTERM the
   worker accepts what is queued before it closes its listening socket, then answers every
   request on every connection it holds (gunicorn's own drain), within the graceful timeout;
@@ -24,6 +24,7 @@ The timeouts are class attributes that gunicorn.conf.py sets from the environmen
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import json
@@ -48,7 +49,8 @@ class SumProtocol(ASGIProtocol):
     def __init__(self, worker: SumWorker) -> None:
         super().__init__(worker)
         self._deadline: asyncio.TimerHandle | None = None
-        self._rebalancing = False  # closed after this response, for its client to reconnect
+        self._moving = False  # closed after this response, for its client to reconnect
+        self._move_decided_for = None  # the request that decision was made on
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         worker = self.worker
@@ -75,20 +77,23 @@ class SumProtocol(ASGIProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._clear_deadline()
         super().connection_lost(exc)
-        if self._rebalancing:
-            self._rebalancing = False
-            self.worker.rebalancing -= 1
+        if self._moving:
+            self._moving = False
+            self.worker.moved_away()
         self.worker.publish_count()
 
     def _will_close(self, request, response_requires_close) -> bool:
-        """gunicorn's keep-alive decision (announced in the response's head), and closing a
-        connection this worker holds beyond its share."""
-        if super()._will_close(request, response_requires_close):
+        """gunicorn's keep-alive decision (announced in the response's head), and one more
+        reason to close: this worker holds more than its share. Decided once per request, as
+        gunicorn may ask again once the response is written."""
+        if super()._will_close(request, response_requires_close) or self._closed:
             return True
-        if not self._rebalancing and self.worker.holds_more_than_its_share():
-            self._rebalancing = True
-            self.worker.rebalancing += 1
-        return self._rebalancing
+        if request is not self._move_decided_for:
+            self._move_decided_for = request
+            if self.worker.holds_more_than_its_share():
+                self._moving = True
+                self.worker.moving += 1
+        return self._moving
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
@@ -306,6 +311,16 @@ class ConnectionCounts:
         if slot >= 0:
             self._deferring[slot] = deferring
 
+    def elsewhere(self, slot: int) -> tuple[int, int]:
+        """The connections the other live workers hold, and how many workers they are."""
+        held = workers = 0
+        for other in range(self._high_water.value):
+            pid = self._pids[other]
+            if other != slot and pid != 0 and _alive(pid):
+                held += self._counts[other]
+                workers += 1
+        return held, workers
+
     def fewest_elsewhere(self, slot: int) -> int | None:
         """The fewest connections another live worker holds, among those not leaving new ones
         to the others (two workers each waiting for the other would leave a connection to no
@@ -365,6 +380,9 @@ LOOP_SIGNALS = frozenset(
 # How long a worker holding more connections than another leaves a new one to that other
 # worker before taking it itself (the other may be busy answering, or waiting for a core).
 DEFER_ACCEPT_SECONDS = 0.003
+# How long a connection closed to even out the workers counts as held by another one: a busy
+# client reconnects within milliseconds; one that came back here (the others busy) moves again.
+MOVE_SECONDS = 0.5
 
 
 class SumWorker(ASGIWorker):
@@ -379,15 +397,17 @@ class SumWorker(ASGIWorker):
     # Accepted connections whose connection_made has not run yet, and the tasks setting them up.
     _connecting: dict[SumProtocol, asyncio.Task]
     _stop_requested: asyncio.Event | None = None
-    # Connections announced "Connection: close" to even out the workers, not closed yet.
-    rebalancing = 0
+    # Connections this worker is closing to even out the workers (announced, not yet closed),
+    # and until when each one it closed lately counts as held by another worker.
+    moving = 0
+    _moved: collections.deque[float]
 
     def init_process(self) -> None:
         # uvloop sees a signal only while its loop runs, and loses one that comes before (while
         # the application loads): a SIGHUP's or a `docker stop`'s SIGTERM would then never stop
         # this worker. They are held from here until the loop runs (_serve).
         signal.pthread_sigmask(signal.SIG_BLOCK, LOOP_SIGNALS)
-        tune_malloc()  # before the application loads, so that its heap is kept too
+        tune_malloc()  # this worker's heap, from its fork on
         super().init_process()
 
     async def _serve(self) -> None:
@@ -399,6 +419,7 @@ class SumWorker(ASGIWorker):
         the workers share, a burst of connections goes to whichever worker woke first)."""
         signal.pthread_sigmask(signal.SIG_UNBLOCK, LOOP_SIGNALS)  # held by init_process
         self._connecting = {}
+        self._moved = collections.deque()
         for listener in self.sockets:
             listener.sock.setblocking(False)
             self.loop.add_reader(listener.sock, self._accept_one, listener.sock)
@@ -447,13 +468,27 @@ class SumWorker(ASGIWorker):
         return self.nr_conns + len(self._connecting)
 
     def holds_more_than_its_share(self) -> bool:
-        """Whether this worker holds at least two connections more than another, counting each
-        connection it is already closing as gone to that other: kept-alive clients that all
-        reconnected here while a worker restarted would otherwise stay here for good."""
-        fewest = COUNTS.fewest_elsewhere(self._slot)
-        if fewest is None:
+        """Whether this worker holds more than one connection beyond an even share of all the
+        workers' connections: kept-alive clients that all reconnected here while a worker
+        restarted would otherwise stay here for good. A connection it is closing, or closed
+        in the last MOVE_SECONDS, for this counts as another worker's (its client reconnects
+        to the one holding the fewest), so that a worker that takes no connections (stopped,
+        starved of CPU) is sent a few now and then, not one per answer."""
+        mine = self.connections_held - self.moving
+        if mine < 3:
             return False
-        return (self.connections_held - self.rebalancing) - (fewest + self.rebalancing) >= 2
+        now = self.loop.time()
+        while self._moved and self._moved[0] <= now:
+            self._moved.popleft()
+        others, workers = COUNTS.elsewhere(self._slot)
+        total = mine + others + self.moving + len(self._moved)
+        even_share = -(-total // (workers + 1))
+        return workers > 0 and mine > even_share + 1
+
+    def moved_away(self) -> None:
+        """A connection closed for the client to reconnect to another worker."""
+        self.moving -= 1
+        self._moved.append(self.loop.time() + MOVE_SECONDS)
 
     def retire(self) -> None:
         """max_requests reached: stop accepting now, answer what this worker holds, and exit;
