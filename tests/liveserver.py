@@ -76,6 +76,10 @@ class LiveServer:
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    # One worker serves; gunicorn forks the others up to 0.1 s apart.
+                    if "WEB_CONCURRENCY" in self.env:
+                        workers = int(self.env["WEB_CONCURRENCY"])
+                        self.wait_for_workers(workers, max(deadline - time.monotonic(), 1))
                     return self
             except (requests.ConnectionError, requests.Timeout):
                 pass  # not listening yet, or a worker still loading on a busy machine
