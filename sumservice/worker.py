@@ -56,6 +56,7 @@ class SumProtocol(ASGIProtocol):
         worker = self.worker
         worker._connecting.pop(self, None)  # counted in nr_conns from here on
         super().connection_made(transport)
+        worker.protocols.add(self)
         worker.publish_count()
         if worker.nr_conns > worker.worker_connections:
             self._refuse(
@@ -77,6 +78,7 @@ class SumProtocol(ASGIProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._clear_deadline()
         super().connection_lost(exc)
+        self.worker.protocols.discard(self)
         if self._moving:
             self._moving = False
             self.worker.moved_away()
@@ -221,6 +223,13 @@ class SumProtocol(ASGIProtocol):
         finally:
             await self._finish_app_calls(cancelled)
             self._close_transport()
+
+    def worker_stopping(self) -> None:
+        """An idle kept-alive connection gets the stop's short wait in place of what remains
+        of its keep-alive timeout: the worker exits, and a recycled one is replaced, once its
+        connections are closed."""
+        if self._keepalive_handle is not None and not self._closed:
+            self._arm_keepalive_timer()
 
     def _arm_keepalive_timer(self) -> None:
         """While the worker stops, a kept-alive connection waits briefly for a request already
@@ -401,6 +410,7 @@ class SumWorker(ASGIWorker):
     # and until when each one it closed lately counts as held by another worker.
     moving = 0
     _moved: collections.deque[float]
+    protocols: set[SumProtocol]  # the connections set up, until they close
 
     def init_process(self) -> None:
         # uvloop sees a signal only while its loop runs, and loses one that comes before (while
@@ -419,6 +429,7 @@ class SumWorker(ASGIWorker):
         the workers share, a burst of connections goes to whichever worker woke first)."""
         signal.pthread_sigmask(signal.SIG_UNBLOCK, LOOP_SIGNALS)  # held by init_process
         self._connecting = {}
+        self.protocols = set()
         self._moved = collections.deque()
         for listener in self.sockets:
             listener.sock.setblocking(False)
@@ -531,7 +542,7 @@ class SumWorker(ASGIWorker):
     async def _stop_accepting(self) -> None:
         """Take every connection still waiting in the listen queue, so that closing the
         listening socket resets none of them (each is then served like any other); then stop
-        listening."""
+        listening, and shorten the wait of the idle connections."""
         if not self._accepting:
             return
         self._accepting = False
@@ -546,6 +557,8 @@ class SumWorker(ASGIWorker):
                     break
                 self._take(connection)
             listener.close()
+        for protocol in list(self.protocols):
+            protocol.worker_stopping()
 
     async def _shutdown(self) -> None:
         if not self._quick_shutdown:

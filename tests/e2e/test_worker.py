@@ -271,6 +271,7 @@ def test_a_connection_counts_from_its_accept() -> None:
     worker = Unstarted()
     worker.cfg, worker.log, worker.asgi = Config(), logging.getLogger(__name__), None
     worker.nr_conns, worker.worker_connections, worker._connecting = 0, 10, {}
+    worker.protocols = set()
     worker._slot = COUNTS.claim(os.getpid())
     other = COUNTS.claim(os.getppid())  # another worker, as the shared counts see it
     worker.loop = loop = asyncio.new_event_loop()
@@ -303,6 +304,7 @@ def test_a_connection_whose_set_up_fails_is_no_longer_counted() -> None:
     worker = Unstarted()
     worker.cfg, worker.log, worker.asgi = Config(), logging.getLogger(__name__), None
     worker.nr_conns, worker.worker_connections, worker._connecting = 0, 10, {}
+    worker.protocols = set()
     worker._slot = COUNTS.claim(os.getpid())
     other = COUNTS.claim(os.getppid())
     worker.loop = loop = asyncio.new_event_loop()
@@ -414,6 +416,23 @@ def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_t
     assert server.process.returncode == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_an_idle_kept_alive_connection_does_not_hold_a_stop_for_its_keep_alive_timeout() -> None:
+    """A connection idle between requests when SIGTERM comes gets the stop's 2 s wait, not
+    what remains of a 30 s keep-alive timeout: the worker exits, and the master with it."""
+    with LiveServer(workers=1, env={"GUNICORN_KEEPALIVE": "30"}) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read() == b'{"status":"ok"}'
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=20)
+        assert time.monotonic() - signalled < 10
+        assert server.process.returncode == 0
+        connection.sock.settimeout(5)
+        assert connection.sock.recv(1) == b""  # closed by the server, no answer pending
+        connection.close()
 
 
 def test_a_worker_told_to_stop_while_it_loads_stops(tmp_path) -> None:
