@@ -413,9 +413,9 @@ class SumWorker(ASGIWorker):
     protocols: set[SumProtocol]  # the connections set up, until they close
 
     def init_process(self) -> None:
-        # uvloop sees a signal only while its loop runs, and loses one that comes before (while
-        # the application loads): a SIGHUP's or a `docker stop`'s SIGTERM would then never stop
-        # this worker. They are held from here until the loop runs (_serve).
+        # uvloop sees a signal only while its loop runs, and loses one that comes before (between
+        # the fork and the loop's start): a SIGHUP's or a `docker stop`'s SIGTERM would then
+        # never stop this worker. They are held from here until the loop runs (_serve).
         signal.pthread_sigmask(signal.SIG_BLOCK, LOOP_SIGNALS)
         tune_malloc()  # this worker's heap, from its fork on
         super().init_process()
