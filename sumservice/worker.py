@@ -24,7 +24,6 @@ The timeouts are class attributes that gunicorn.conf.py sets from the environmen
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import ctypes
 import json
@@ -50,7 +49,7 @@ class SumProtocol(ASGIProtocol):
         super().__init__(worker)
         self._deadline: asyncio.TimerHandle | None = None
         self._moving = False  # closed after this response, for its client to reconnect
-        self._move_decided_for = None  # the request that decision was made on
+        self._move_decided_on = 0  # the request (req_count) that decision was made on
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         worker = self.worker
@@ -79,9 +78,6 @@ class SumProtocol(ASGIProtocol):
         self._clear_deadline()
         super().connection_lost(exc)
         self.worker.protocols.discard(self)
-        if self._moving:
-            self._moving = False
-            self.worker.moved_away()
         self.worker.publish_count()
 
     def _will_close(self, request, response_requires_close) -> bool:
@@ -90,11 +86,9 @@ class SumProtocol(ASGIProtocol):
         gunicorn may ask again once the response is written."""
         if super()._will_close(request, response_requires_close) or self._closed:
             return True
-        if request is not self._move_decided_for:
-            self._move_decided_for = request
-            if self.worker.holds_more_than_its_share():
-                self._moving = True
-                self.worker.moving += 1
+        if self.req_count != self._move_decided_on:
+            self._move_decided_on = self.req_count
+            self._moving = self.worker.should_move_a_connection()
         return self._moving
 
     async def _handle_connection(self):
@@ -320,15 +314,13 @@ class ConnectionCounts:
         if slot >= 0:
             self._deferring[slot] = deferring
 
-    def elsewhere(self, slot: int) -> tuple[int, int]:
-        """The connections the other live workers hold, and how many workers they are."""
-        held = workers = 0
-        for other in range(self._high_water.value):
-            pid = self._pids[other]
-            if other != slot and pid != 0 and _alive(pid):
-                held += self._counts[other]
-                workers += 1
-        return held, workers
+    def elsewhere(self, slot: int) -> list[int]:
+        """The connections each other live worker holds."""
+        return [
+            self._counts[other]
+            for other in range(self._high_water.value)
+            if other != slot and self._pids[other] != 0 and _alive(self._pids[other])
+        ]
 
     def fewest_elsewhere(self, slot: int) -> int | None:
         """The fewest connections another live worker holds, among those not leaving new ones
@@ -389,9 +381,10 @@ LOOP_SIGNALS = frozenset(
 # How long a worker holding more connections than another leaves a new one to that other
 # worker before taking it itself (the other may be busy answering, or waiting for a core).
 DEFER_ACCEPT_SECONDS = 0.003
-# How long a connection closed to even out the workers counts as held by another one: a busy
-# client reconnects within milliseconds; one that came back here (the others busy) moves again.
-MOVE_SECONDS = 0.5
+# How often a worker may close a kept-alive connection to even out the workers: its client
+# reconnects (a busy one within milliseconds) before the next is looked at, and a worker whose
+# clients come back to it (the others stopped, or busy) closes at most this often.
+MOVE_INTERVAL_SECONDS = 0.05
 
 
 class SumWorker(ASGIWorker):
@@ -406,11 +399,8 @@ class SumWorker(ASGIWorker):
     # Accepted connections whose connection_made has not run yet, and the tasks setting them up.
     _connecting: dict[SumProtocol, asyncio.Task]
     _stop_requested: asyncio.Event | None = None
-    # Connections this worker is closing to even out the workers (announced, not yet closed),
-    # and until when each one it closed lately counts as held by another worker.
-    moving = 0
-    _moved: collections.deque[float]
     protocols: set[SumProtocol]  # the connections set up, until they close
+    _next_move_at = 0.0  # loop time before which no connection is closed to even out workers
 
     def init_process(self) -> None:
         # uvloop sees a signal only while its loop runs, and loses one that comes before (between
@@ -430,7 +420,6 @@ class SumWorker(ASGIWorker):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, LOOP_SIGNALS)  # held by init_process
         self._connecting = {}
         self.protocols = set()
-        self._moved = collections.deque()
         for listener in self.sockets:
             listener.sock.setblocking(False)
             self.loop.add_reader(listener.sock, self._accept_one, listener.sock)
@@ -442,6 +431,7 @@ class SumWorker(ASGIWorker):
                 self.notify()
                 if self.ppid != os.getppid():
                     self.log.info("Parent changed, shutting down: %s", self)
+                    self.alive = False
                     break
                 # A SIGTERM ends the wait at once rather than at the next heartbeat.
                 with contextlib.suppress(TimeoutError):
@@ -478,28 +468,20 @@ class SumWorker(ASGIWorker):
     def connections_held(self) -> int:
         return self.nr_conns + len(self._connecting)
 
-    def holds_more_than_its_share(self) -> bool:
-        """Whether this worker holds more than one connection beyond an even share of all the
-        workers' connections: kept-alive clients that all reconnected here while a worker
-        restarted would otherwise stay here for good. A connection it is closing, or closed
-        in the last MOVE_SECONDS, for this counts as another worker's (its client reconnects
-        to the one holding the fewest), so that a worker that takes no connections (stopped,
-        starved of CPU) is sent a few now and then, not one per answer."""
-        mine = self.connections_held - self.moving
-        if mine < 3:
-            return False
+    def should_move_a_connection(self) -> bool:
+        """Whether to close the kept-alive connection being answered, for its client to
+        reconnect to the worker holding the fewest: kept-alive clients that all reconnected
+        here while a worker restarted would otherwise stay here for good. So when this worker
+        holds more than an even share and two more than the least busy worker; looked at
+        once per MOVE_INTERVAL_SECONDS at most."""
         now = self.loop.time()
-        while self._moved and self._moved[0] <= now:
-            self._moved.popleft()
-        others, workers = COUNTS.elsewhere(self._slot)
-        total = mine + others + self.moving + len(self._moved)
-        even_share = -(-total // (workers + 1))
-        return workers > 0 and mine > even_share + 1
-
-    def moved_away(self) -> None:
-        """A connection closed for the client to reconnect to another worker."""
-        self.moving -= 1
-        self._moved.append(self.loop.time() + MOVE_SECONDS)
+        if now < self._next_move_at or self.connections_held < 3:
+            return False
+        self._next_move_at = now + MOVE_INTERVAL_SECONDS
+        others = COUNTS.elsewhere(self._slot)
+        mine = self.connections_held
+        even_share = (mine + sum(others)) // (len(others) + 1)
+        return bool(others) and mine > even_share and mine - min(others) >= 2
 
     def retire(self) -> None:
         """max_requests reached: stop accepting now, answer what this worker holds, and exit;

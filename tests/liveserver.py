@@ -79,7 +79,11 @@ class LiveServer:
                     # One worker serves; gunicorn forks the others up to 0.1 s apart.
                     if "WEB_CONCURRENCY" in self.env:
                         workers = int(self.env["WEB_CONCURRENCY"])
-                        self.wait_for_workers(workers, max(deadline - time.monotonic(), 1))
+                        try:
+                            self.wait_for_workers(workers, max(deadline - time.monotonic(), 1))
+                        except RuntimeError:
+                            self.stop()
+                            raise
                     return self
             except (requests.ConnectionError, requests.Timeout):
                 pass  # not listening yet, or a worker still loading on a busy machine

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import itertools
 import json
 import logging
 import os
@@ -26,7 +27,13 @@ from gunicorn.config import Config
 from api.summing import canonical_sum
 from bench.documents import document
 from bench.serving import wrk
-from sumservice.worker import COUNTS, ConnectionCounts, SumWorker, tune_malloc
+from sumservice.worker import (
+    COUNTS,
+    MOVE_INTERVAL_SECONDS,
+    ConnectionCounts,
+    SumWorker,
+    tune_malloc,
+)
 from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
 from tests.liveserver import ROOT, LiveServer
 from tests.utils import request_log
@@ -214,8 +221,8 @@ def test_connections_are_spread_over_every_worker() -> None:
 def test_kept_alive_clients_even_out_after_a_worker_held_them_all() -> None:
     """While a worker restarts (a recycle, a crash), its kept-alive clients reconnect to the
     others and would stay there: a worker holding more than its share announces "Connection:
-    close" on some answers, those clients reconnect to the worker holding fewer, and once the
-    two are even no answer closes its connection."""
+    close" on some answers, at most one per MOVE_INTERVAL_SECONDS, those clients reconnect to
+    the worker holding fewer, and once the two are even no answer closes its connection."""
     with LiveServer(workers=2) as server:
         wait_until_every_worker_serves(server, 2)
         first, second = sorted(server.worker_pids())
@@ -232,28 +239,38 @@ def test_kept_alive_clients_even_out_after_a_worker_held_them_all() -> None:
                 response = connection.getresponse()
                 assert response.status == 200 and response.read() == b'{"status":"ok"}'
                 closed += response.getheader("Connection") == "close"  # http.client reconnects
-            wanted = {f"{label}-{number}" for number in range(8)}
+            wanted = [f"{label}-{number}" for number in range(8)]
+            deadline = time.monotonic() + 10
             while (
-                len(lines := [line for line in request_log(server) if line["request_id"] in wanted])
-                < 8
+                not set(wanted)
+                <= (
+                    pids := {line["request_id"]: line["pid"] for line in request_log(server)}
+                ).keys()
             ):
-                time.sleep(0.02)  # the answers' log lines, written just after them
-            return [line["pid"] for line in lines]
+                assert time.monotonic() < deadline, "the answers' log lines"
+                time.sleep(0.02)
+            return [pids[request_id] for request_id in wanted]
 
         os.kill(second, signal.SIGSTOP)  # alive but not accepting: first takes every connection
         try:
+            started = time.monotonic()
             assert ask_each("stopped") == [first] * 8
+            took = time.monotonic() - started
         finally:
             os.kill(second, signal.SIGCONT)
+        # Its clients come back to it while the other takes none: paced, not one per answer.
+        assert closed <= 1 + took / MOVE_INTERVAL_SECONDS
         deadline = time.monotonic() + 20
-        round_ = 0
-        while min((pids := ask_each(f"round-{round_}")).count(pid) for pid in (first, second)) < 3:
-            assert time.monotonic() < deadline, pids  # even within one beyond an even share
-            round_ += 1
-        assert closed >= 3  # the excess moved
+        for round_ in itertools.count():
+            pids = ask_each(f"round-{round_}")
+            if sorted(pids.count(pid) for pid in (first, second)) == [4, 4]:
+                break
+            assert time.monotonic() < deadline, pids
+        assert closed >= 4  # the excess moved
         settled = closed
-        ask_each("settled-0")
-        ask_each("settled-1")
+        time.sleep(2 * MOVE_INTERVAL_SECONDS)
+        assert ask_each("settled-0").count(first) == 4
+        assert ask_each("settled-1").count(first) == 4
         assert closed == settled
         for connection in connections:
             connection.close()
