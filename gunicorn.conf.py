@@ -107,10 +107,14 @@ def _make_shared_folders():
 
 
 def child_exit(server, worker):
-    """A worker is gone: its live gauges stop counting (prometheus_client's multiprocess mode)."""
+    """A worker is gone: its live gauges stop counting (prometheus_client's multiprocess mode),
+    and its connection count stops being read by the others (a SIGKILL leaves it behind)."""
     from prometheus_client import multiprocess
 
+    from sumservice.worker import COUNTS
+
     multiprocess.mark_process_dead(worker.pid)
+    COUNTS.forget(worker.pid)
 
 
 def on_exit(server):

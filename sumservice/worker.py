@@ -305,6 +305,13 @@ class ConnectionCounts:
         if slot >= 0:
             self._pids[slot] = 0
 
+    def forget(self, pid: int) -> None:
+        """The worker `pid` has exited (gunicorn's master calls this as it reaps it): its slot
+        is free, even if it died without releasing it and its pid is taken again."""
+        for slot in range(self._high_water.value):
+            if self._pids[slot] == pid:
+                self._pids[slot] = 0
+
     def set(self, slot: int, count: int) -> None:
         if slot >= 0:
             self._counts[slot] = count

@@ -490,6 +490,18 @@ def test_a_worker_leaving_connections_to_others_is_not_left_any() -> None:
     assert counts.fewest_elsewhere(mine) == 1
 
 
+def test_a_worker_gone_is_forgotten_even_if_its_pid_lives_on() -> None:
+    """A worker killed outright never releases its slot; the master forgets it as it reaps
+    it, so a process that takes its pid later does not stand in for it."""
+    counts = ConnectionCounts()
+    mine = counts.claim(os.getpid())
+    counts.claim(os.getppid())  # "killed", its pid alive: a reused pid looks the same
+    assert counts.fewest_elsewhere(mine) == 0
+    counts.forget(os.getppid())
+    assert counts.fewest_elsewhere(mine) is None
+    assert counts.elsewhere(mine) == []
+
+
 def test_malloc_is_tuned_on_glibc_unless_the_operator_tunes_it(monkeypatch) -> None:
     """Debian's glibc, as in the image, takes the worker's thresholds; an operator's own
     thresholds are left to stand."""
