@@ -219,10 +219,13 @@ class SumProtocol(ASGIProtocol):
             self._close_transport()
 
     def worker_stopping(self) -> None:
-        """An idle kept-alive connection gets the stop's short wait in place of what remains
-        of its keep-alive timeout: the worker exits, and a recycled one is replaced, once its
+        """An idle kept-alive connection gets the stop's short wait where more remains of its
+        keep-alive timeout: the worker exits, and a recycled one is replaced, once its
         connections are closed."""
-        if self._keepalive_handle is not None and not self._closed:
+        handle = self._keepalive_handle
+        if handle is None or self._closed:
+            return
+        if handle.when() - self.worker.loop.time() > STOP_KEEPALIVE_LINGER:
             self._arm_keepalive_timer()
 
     def _arm_keepalive_timer(self) -> None:
