@@ -276,13 +276,12 @@ def test_kept_alive_clients_even_out_after_a_worker_held_them_all() -> None:
             connection.close()
 
 
-def test_a_connection_counts_from_its_accept() -> None:
-    """wrk opens its connections back to back: gunicorn counts one from connection_made, a loop
-    turn or two after the accept, and the worker that took the first would still look empty and
-    take the next ones too. The other workers see it from the accept on."""
+def unstarted_worker() -> SumWorker:
+    """A SumWorker with just what taking a connection needs (not gunicorn's set-up), holding a
+    slot in the shared counts and an event loop of its own, not yet running."""
 
     class Unstarted(SumWorker):
-        def __init__(self) -> None:  # gunicorn's worker set-up is not needed to take one
+        def __init__(self) -> None:
             pass
 
     worker = Unstarted()
@@ -290,8 +289,18 @@ def test_a_connection_counts_from_its_accept() -> None:
     worker.nr_conns, worker.worker_connections, worker._connecting = 0, 10, {}
     worker.protocols = set()
     worker._slot = COUNTS.claim(os.getpid())
+    worker.loop = asyncio.new_event_loop()
+    return worker
+
+
+def test_a_connection_counts_from_its_accept() -> None:
+    """wrk opens its connections back to back: gunicorn counts one from connection_made, a loop
+    turn or two after the accept, and the worker that took the first would still look empty and
+    take the next ones too. The other workers see it from the accept on."""
+
+    worker = unstarted_worker()
     other = COUNTS.claim(os.getppid())  # another worker, as the shared counts see it
-    worker.loop = loop = asyncio.new_event_loop()
+    loop = worker.loop
     accepted, client = socket.socketpair()
     try:
         worker._take(accepted)
@@ -314,17 +323,9 @@ def test_a_connection_counts_from_its_accept() -> None:
 def test_a_connection_whose_set_up_fails_is_no_longer_counted() -> None:
     """The other workers would otherwise see this one holding it until its next connection."""
 
-    class Unstarted(SumWorker):
-        def __init__(self) -> None:
-            pass
-
-    worker = Unstarted()
-    worker.cfg, worker.log, worker.asgi = Config(), logging.getLogger(__name__), None
-    worker.nr_conns, worker.worker_connections, worker._connecting = 0, 10, {}
-    worker.protocols = set()
-    worker._slot = COUNTS.claim(os.getpid())
-    other = COUNTS.claim(os.getppid())
-    worker.loop = loop = asyncio.new_event_loop()
+    worker = unstarted_worker()
+    other = COUNTS.claim(os.getppid())  # another worker, as the shared counts see it
+    loop = worker.loop
     datagram = socket.socket(type=socket.SOCK_DGRAM)  # not a stream: its set-up fails
     try:
         worker._take(datagram)
