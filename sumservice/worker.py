@@ -280,8 +280,10 @@ class ConnectionCounts:
     new connections to the others, in memory the workers share.
 
     Made in the master when gunicorn.conf.py imports this module, so every worker forked from
-    it sees the same pages. A worker claims a slot when it starts (a slot whose worker is gone
-    is free again) and writes its count there on every change."""
+    it sees the same pages. A worker claims a slot when it starts and writes its count there on
+    every change; it releases the slot when it stops accepting, and the master frees it when it
+    reaps the worker (`forget`, from gunicorn.conf.py's child_exit), however the worker died.
+    Reads look at claimed slots only: no system call per worker on every accept."""
 
     SLOTS = 256
 
@@ -325,15 +327,15 @@ class ConnectionCounts:
             self._deferring[slot] = deferring
 
     def elsewhere(self, slot: int) -> list[int]:
-        """The connections each other live worker holds."""
+        """The connections each other worker holds."""
         return [
             self._counts[other]
             for other in range(self._high_water.value)
-            if other != slot and self._pids[other] != 0 and _alive(self._pids[other])
+            if other != slot and self._pids[other] != 0
         ]
 
     def fewest_elsewhere(self, slot: int) -> int | None:
-        """The fewest connections another live worker holds, among those not leaving new ones
+        """The fewest connections another worker holds, among those not leaving new ones
         to the others (two workers each waiting for the other would leave a connection to no
         one); None when there is none."""
         fewest = None
@@ -342,7 +344,7 @@ class ConnectionCounts:
             if other == slot or pid == 0 or self._deferring[other]:
                 continue
             count = self._counts[other]
-            if (fewest is None or count < fewest) and _alive(pid):
+            if fewest is None or count < fewest:
                 fewest = count
         return fewest
 
