@@ -453,6 +453,54 @@ def test_an_idle_kept_alive_connection_does_not_hold_a_stop_for_its_keep_alive_t
         connection.close()
 
 
+def test_workers_fork_with_the_application_loaded(tmp_path) -> None:
+    """The master loads the application, the views included, before it forks: a worker
+    (a new one after a recycle or a crash too) serves without loading Django again."""
+    seen = tmp_path / "loaded-at-fork"
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(
+        f"exec(open({str(ROOT / 'gunicorn.conf.py')!r}).read())\n"
+        "def post_fork(server, worker):\n"
+        "    import sys\n"
+        f"    open({str(seen)!r}, 'a').write(str('api.views' in sys.modules) + '\\n')\n"
+    )
+    command = [sys.executable, "-m", "gunicorn", "--config", str(config)]
+    with LiveServer(workers=2, command=command):
+        pass
+    assert seen.read_text().split() == ["True", "True"]
+
+
+def test_a_recycled_worker_stops_accepting_at_once() -> None:
+    """Once a worker has answered its GUNICORN_MAX_REQUESTS-th request it takes no new
+    connection (it used to, until its next heartbeat up to a second later): the next one is
+    answered by its replacement."""
+    with LiveServer(workers=1, env={"GUNICORN_MAX_REQUESTS": "5"}) as server:
+        for number in range(4):  # LiveServer's start asked once
+            headers = {"X-Request-ID": f"before-{number}", "Connection": "close"}
+            assert requests.get(server.url + "/healthz", headers=headers, timeout=10).ok
+        time.sleep(0.2)
+        headers = {"X-Request-ID": "after", "Connection": "close"}
+        assert requests.get(server.url + "/healthz", headers=headers, timeout=10).ok
+        time.sleep(0.2)  # the log line
+        pids = {line["request_id"]: line["pid"] for line in request_log(server)}
+        assert pids["after"] != pids["before-3"]
+
+
+def test_a_start_that_fails_leaves_no_shared_folder(tmp_path) -> None:
+    """The master makes its private folder (metrics, rate limits) before it loads the keys and
+    the application; a start that fails there removes it (gunicorn calls no on_exit then)."""
+    state_dir = tmp_path / "state"
+    (state_dir / "keys").mkdir(parents=True)
+    state_dir.chmod(0o700)
+    (state_dir / "keys").chmod(0o755)  # refused: others could read the keys
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    server = LiveServer(state_dir=state_dir, env={"TMPDIR": str(temporary)})
+    with pytest.raises(RuntimeError, match="chmod 700"):
+        server.start()
+    assert list(temporary.iterdir()) == []
+
+
 def test_a_worker_told_to_stop_while_it_loads_stops(tmp_path) -> None:
     """A SIGTERM that reaches a worker before it serves (a SIGHUP or a `docker stop` right after
     a start) stops it once it is loaded, rather than being lost."""
