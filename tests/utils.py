@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,24 @@ def tool(name: str) -> str:
 
 def run(*command: str, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def gcc_file(name: str) -> str:
+    compiler = shutil.which("gcc")
+    assert compiler, "the sanitizer fuzz needs gcc (./test.sh installs it)"
+    found = subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True, text=True)
+    path = found.stdout.strip()
+    assert os.path.isabs(path), f"gcc has no {name}: {found.stdout}{found.stderr}"
+    return path
+
+
+def sanitizer_env() -> dict[str, str]:
+    """The environment a Python process needs to load a C extension built with AddressSanitizer
+    and UndefinedBehaviorSanitizer (-fsanitize=address,undefined) and stop at its first error."""
+    return {
+        # ASan's runtime must be loaded first; Python itself is not instrumented, and leaks at
+        # exit by design, so only memory errors count.
+        "LD_PRELOAD": gcc_file("libasan.so"),
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+    }

@@ -6,7 +6,6 @@ in test_summing.py and test_summing_paths.py, which run against both."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,19 +15,11 @@ from pathlib import Path
 import pytest
 
 from api.summing import canonical_sum
+from tests.utils import sanitizer_env
 
 ROOT = Path(__file__).resolve().parents[2]
 # The fuzz's share of the suite's time budget (the sanitized build takes ~2 s more).
 FUZZ_SECONDS = float(os.environ.get("SUMKERNEL_FUZZ_SECONDS", "25"))
-
-
-def gcc_file(name: str) -> str:
-    compiler = shutil.which("gcc")
-    assert compiler, "the sanitizer fuzz needs gcc (./test.sh installs it)"
-    found = subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True, text=True)
-    path = found.stdout.strip()
-    assert os.path.isabs(path), f"gcc has no {name}: {found.stdout}{found.stderr}"
-    return path
 
 
 def test_differential_fuzz_under_sanitizers(tmp_path: Path) -> None:
@@ -45,14 +36,7 @@ def test_differential_fuzz_under_sanitizers(tmp_path: Path) -> None:
     assert "libasan" in linked and "libubsan" in linked, linked
 
     seed = int(os.environ.get("SUMKERNEL_FUZZ_SEED", time.time_ns() % 1_000_000))
-    env = {
-        **os.environ,
-        # ASan's runtime must be loaded first; Python itself is not instrumented, and leaks at
-        # exit by design, so only memory errors count.
-        "LD_PRELOAD": gcc_file("libasan.so"),
-        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
-    }
+    env = {**os.environ, **sanitizer_env()}
     fuzz = subprocess.run(
         [
             sys.executable,
