@@ -372,11 +372,18 @@ def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
     # nginx's own access log names the same requests by the same ids, in JSON, without the
     # query string.
     requests.get(nginx.url + "/healthz?access_token=secret-in-url", headers=forged, timeout=10)
+
     # (The lines of this test's requests, by their ids: the cluster serves the module's other
     # tests too, and what they left running may still be asking.)
-    written = access_log.read_bytes()[logged_before:].decode()
-    logged = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
-    mine = [line for line in logged if line["request_id"] in {"trace-0042", made}]
+    def lines_of_mine() -> list[dict]:
+        written = access_log.read_bytes()[logged_before:].decode()
+        logged = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
+        return [line for line in logged if line["request_id"] in {"trace-0042", made}]
+
+    # nginx writes a request's line after its response has gone: the last can lag the answer.
+    deadline = time.monotonic() + 5
+    while len(mine := lines_of_mine()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert {line["request_id"] for line in mine} == {"trace-0042", made}
     assert len(mine) == 3
     assert {line["path"] for line in mine} == {"/healthz"}
