@@ -9,7 +9,8 @@
 
 # The base follows the 3.11 line's newest patch release, so a rebuild picks up CPython's security
 # fixes; pin a digest (python:3.11-slim-trixie@sha256:...) where builds must be reproducible.
-# Stage 1: a virtualenv holding exactly the pinned runtime requirements, and the summing kernel.
+# Stage 1: a virtualenv holding exactly the pinned runtime requirements, the summing kernel and
+# gunicorn's C HTTP parser.
 FROM python:3.11-slim-trixie AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -31,6 +32,9 @@ RUN apt-get update \
 COPY api/_sumkernel.c /tmp/kernel/api/_sumkernel.c
 COPY scripts/build_kernel.py /tmp/kernel/scripts/build_kernel.py
 RUN /opt/venv/bin/python /tmp/kernel/scripts/build_kernel.py
+# gunicorn's C HTTP parser, which ships as source only, built with the same compiler.
+COPY requirements-compiled.txt /tmp/requirements-compiled.txt
+RUN /opt/venv/bin/pip install --no-deps -r /tmp/requirements-compiled.txt
 
 # Stage 2: the runtime, with the virtualenv and the code and nothing else (no compiler).
 FROM python:3.11-slim-trixie AS runtime

@@ -6,6 +6,7 @@ Every value comes from the environment (see docs/configuration.md), read here on
 import os
 
 from sumservice.worker import SumWorker
+from sumservice.worker import http_parser as http_parser_in_use
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Summing is CPU-bound, so workers are processes: gunicorn's rule of thumb, 2 per core + 1.
@@ -19,6 +20,9 @@ wsgi_app = "sumservice.asgi:application"
 # uvloop (a requirement) runs the worker's event loop and sockets in C; asyncio's own if absent.
 asgi_loop = "auto"
 asgi_lifespan = "off"
+# gunicorn_h1c (requirements-compiled.txt) parses requests in C where it is installed (auto);
+# `python` forces gunicorn's own parser, `fast` refuses to start without the C one.
+http_parser = os.environ.get("GUNICORN_HTTP_PARSER", "auto")
 
 # Connections one worker holds at most (idle, slow and busy alike); one more gets a JSON 503.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
@@ -67,6 +71,7 @@ def on_starting(server):
 
         kid = token_backend().keyring.current.kid
         server.log.info("Signing tokens with key %s", kid)
+        server.log.info("Parsing HTTP with %s", http_parser_in_use(server.cfg.http_parser))
         # gunicorn keeps what this returns and gives it to every worker. Its own preload_app
         # would load it earlier, before the shared folders above exist: metrics need theirs.
         server.app.wsgi()

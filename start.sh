@@ -3,8 +3,9 @@
 #   ./start.sh        gunicorn on $HOST:$PORT (default 127.0.0.1:8000), $WEB_CONCURRENCY workers
 #   ./start.sh dev    Django's development server (auto-reload), same address
 # On a fresh machine it first creates .venv and installs the pinned requirements.
-# It builds the compiled summing kernel when a C compiler is there (a no-op when it is fresh);
-# without one it serves with the pure-Python summing path, and says so.
+# With a C compiler there it also builds the summing kernel (a no-op when it is fresh) and
+# installs requirements-compiled.txt (gunicorn's C HTTP parser); without one it serves with the
+# pure-Python summing path and gunicorn's Python parser, and says so.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 cd "$ROOT"
@@ -13,6 +14,12 @@ cd "$ROOT"
 ensure_venv requirements.txt
 python scripts/build_kernel.py ||
     echo "start.sh: the summing kernel did not build; serving with the pure-Python path" >&2
+if command -v "${CC:-cc}" > /dev/null || command -v gcc > /dev/null; then
+    ensure_venv requirements-compiled.txt ||
+        echo "start.sh: gunicorn-h1c did not install; the log says which HTTP parser serves" >&2
+else
+    echo "start.sh: no C compiler for gunicorn-h1c; the log says which HTTP parser serves" >&2
+fi
 
 export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}"
 case "${1:-}" in

@@ -3,8 +3,8 @@
 # deployment files and the scale-out test behind nginx).
 # On a fresh machine it first creates .venv and installs the pinned test requirements, and
 # installs Debian's nginx, wrk (the benchmark's smoke test) and chromium (the browser tests) when
-# they are missing, and gcc to build the summing kernel, whose tests run against it and the
-# pure-Python path alike.
+# they are missing, and gcc to build the summing kernel and gunicorn's C HTTP parser
+# (requirements-compiled.txt), whose tests run against them and the pure-Python paths alike.
 # Extra arguments go to pytest, e.g. ./test.sh -k sum -x
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
@@ -21,8 +21,9 @@ ensure_package nginx nginx "the scale-out test"
 ensure_package wrk wrk "the benchmark's smoke test"
 ensure_package redis-server redis-server "the rate-limit tests shared across instances"
 ensure_package chromium chromium "the browser tests (tests/e2e/test_browser.py)"
-ensure_package gcc gcc "the summing kernel"
+ensure_package gcc gcc "the summing kernel and gunicorn's C HTTP parser"
 python scripts/build_kernel.py
+ensure_venv requirements-compiled.txt
 
 ruff check .
 ruff format --check .

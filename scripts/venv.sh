@@ -1,5 +1,5 @@
 # Sourced by start.sh and test.sh: make sure .venv exists and holds the pinned requirements.
-# Usage: ensure_venv REQUIREMENTS_FILE
+# Usage: ensure_venv REQUIREMENTS_FILE (returns 1, with no stamp written, when it cannot)
 # It installs only when the requirements files changed since the last install (a stamp records
 # their hash), so a restart costs nothing; with uv (from PyPI, pinned below), which resolves and
 # installs them in seconds where pip takes most of a minute, else with pip.
@@ -21,7 +21,7 @@ ensure_venv() {
         if ! install_with_uv "$venv" "$ROOT/$requirements"; then
             echo "uv did not install them; installing with pip" >&2
             "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-                -r "$ROOT/$requirements"
+                -r "$ROOT/$requirements" || return 1
         fi
         echo "$digest" > "$stamp"
     fi

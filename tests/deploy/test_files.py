@@ -313,6 +313,7 @@ def test_no_private_key_is_committed():
         ("gunicorn.conf.py", True),
         ("manage.py", True),
         ("requirements.txt", True),
+        ("requirements-compiled.txt", True),
         ("LICENSE", True),
         ("sumclient/client.py", False),
         ("README.md", False),

@@ -1,17 +1,17 @@
 """The image's command starts the service, and it answers: shown without a Docker engine.
 
 The test lays out the image's filesystem in a temporary folder from the Dockerfile itself:
-the builder stage's commands make /opt/venv from requirements.txt (a clean virtualenv), the
-runtime stage's COPY instructions copy what the build context holds after .dockerignore into
-WORKDIR. Then it runs the runtime stage's ENTRYPOINT + CMD there, with the stage's ENV, as the
-image's USER when the tests run as root (else with the code made read-only), with the signing
-key mounted as a file the way deploy/make-keys.sh and a Secret provide it. Only the bind
-address is changed, to loopback, and the port, to a free one.
+the builder stage's commands make /opt/venv from requirements.txt and requirements-compiled.txt
+(a clean virtualenv), the runtime stage's COPY instructions copy what the build context holds
+after .dockerignore into WORKDIR. Then it runs the runtime stage's ENTRYPOINT + CMD there, with
+the stage's ENV, as the image's USER when the tests run as root (else with the code made
+read-only), with the signing key mounted as a file the way deploy/make-keys.sh and a Secret
+provide it. Only the bind address is changed, to loopback, and the port, to a free one.
 
 Not emulated: the runtime stage's RUN lines (creating the user and the state folder, and
 compiling bytecode), the base image's Python, which here is this machine's 3.11, and the builder
 stage's apt-get (installing the compiler): this machine's gcc (which ./test.sh installs) builds
-the summing kernel.
+the summing kernel and gunicorn's C HTTP parser.
 """
 
 from __future__ import annotations
@@ -301,8 +301,9 @@ def test_image_command_serves_the_api(image: ImageFiles, key_files: Path):
         )
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"sha256": hashlib.sha256(b"10").hexdigest(), "sum": "10"}
-        # The builder stage's kernel made it into the runtime's virtualenv.
+        # The builder stage's kernel and C HTTP parser made it into the runtime's virtualenv.
         assert "Summing with the compiled kernel" in log.read_text()
+        assert "Parsing HTTP with gunicorn_h1c" in log.read_text()
 
         # A configured key: nothing was generated in the state folder.
         assert not any(state_dir.iterdir())

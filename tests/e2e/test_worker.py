@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -100,13 +101,58 @@ def test_no_request_fails_while_workers_recycle(close: bool, tmp_path) -> None:
         assert server.log().count("Autorestarting worker") >= 2
 
 
-def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
+@pytest.fixture(scope="module")
+def python_parser_server() -> Iterator[LiveServer]:
+    """The service parsing HTTP with gunicorn's Python parser, as where gunicorn_h1c is not
+    installed (no C compiler)."""
+    with LiveServer(env={"GUNICORN_HTTP_PARSER": "python"}) as live:
+        yield live
+
+
+# The HTTP tests below run against both parsers: the default, gunicorn_h1c (./test.sh installs
+# requirements-compiled.txt), and gunicorn's own.
+BOTH_PARSERS = pytest.mark.parametrize(
+    "served", ["server", "python_parser_server"], ids=["c-parser", "python-parser"]
+)
+
+
+def test_the_c_http_parser_serves_where_it_is_installed(
+    server: LiveServer, python_parser_server: LiveServer
+) -> None:
+    assert "Parsing HTTP with gunicorn_h1c, gunicorn's C HTTP parser" in server.log()
+    assert "Parsing HTTP with gunicorn's Python HTTP parser" in python_parser_server.log()
+
+
+@BOTH_PARSERS
+def test_pipelined_requests_are_answered_in_order(served: str, request) -> None:
+    server = request.getfixturevalue(served)
     access_token = token(server)
     with connect(server) as sock:
         sock.sendall(b"".join(sum_request(access_token, f"[{n}]".encode()) for n in range(5)))
         stream = sock.makefile("rb")
         sums = [json.loads(read_response(stream)[2])["sum"] for _ in range(5)]
     assert sums == ["0", "1", "2", "3", "4"]
+
+
+@BOTH_PARSERS
+def test_large_bodies_back_to_back_are_served_on_one_connection(served: str, request) -> None:
+    """gunicorn_h1c keeps only 64 KiB of what follows a finished request by default, and
+    gunicorn closes the connection when more came: a next request pipelined behind, or sent as
+    soon as its client had the answer, while the worker had not yet taken it."""
+    server = request.getfixturevalue(served)
+    access_token = token(server)
+    ones = b"[" + b",".join([b"1"] * 100_000) + b"]"  # 200 KB
+    with connect(server) as sock:
+        stream = sock.makefile("rb")
+        sock.sendall(sum_request(access_token, b"[1,2]") + sum_request(access_token, ones))
+        first, second = read_response(stream), read_response(stream)
+        assert (first[0], json.loads(first[2])["sum"]) == (200, "3")
+        assert (second[0], json.loads(second[2])["sum"]) == (200, "100000")
+        for _ in range(30):
+            sock.sendall(sum_request(access_token, ones + b" " * 100_000))  # 300 KB
+            status, headers, body = read_response(stream)
+            assert (status, json.loads(body)["sum"]) == (200, "100000")
+            assert headers.get("connection") != "close"
 
 
 @pytest.mark.parametrize(
@@ -137,8 +183,9 @@ def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
         "bad-chunk-size",
     ],
 )
-def test_gunicorns_own_refusals_are_json(server: LiveServer, raw: bytes, status: int) -> None:
-    answered, headers, body = exchange(server, raw)
+@BOTH_PARSERS
+def test_gunicorns_own_refusals_are_json(served: str, raw: bytes, status: int, request) -> None:
+    answered, headers, body = exchange(request.getfixturevalue(served), raw)
     assert answered == status
     assert headers["content-type"] == "application/json"
     assert isinstance(body["detail"], str) and body["detail"]
