@@ -1,7 +1,8 @@
 """The benchmark's Flask peer: the same two endpoints as a plain Flask + PyJWT service would
-write them, HS256 tokens, served by gunicorn's sync worker (bench/run.py starts it).
+write them, HS256 tokens, served by gunicorn's sync worker with gunicorn's Python HTTP parser,
+as `pip install flask gunicorn pyjwt` gives it (bench/run.py starts it).
 
-    gunicorn --workers 2 --worker-class sync bench.flask_peer:app
+    gunicorn --workers 2 --worker-class sync --http-parser python bench.flask_peer:app
 
 It is what issue 13's table compares the service against, not a second implementation to use:
 its sum is exact (Decimal) but it has none of the service's limits or error details.

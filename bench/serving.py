@@ -78,10 +78,14 @@ def start_sides(workers: int) -> dict[str, LiveServer]:
     # /auth is measured at full speed from one address: its rate limit (60/minute) is off.
     quiet = {"GUNICORN_LOG_LEVEL": "warning", "SUMSERVICE_AUTH_RATE": "off"}
     python_gunicorn = [sys.executable, "-m", "gunicorn"]
+    # The sync worker and the peer parse HTTP as they did when issue 13 measured them, with
+    # gunicorn's Python parser: gunicorn_h1c is an optional install, which `pip install gunicorn`
+    # does not bring (gunicorn's WSGI workers would use it too).
+    python_parser = {**quiet, "GUNICORN_HTTP_PARSER": "python"}
     sides = {
         "service": LiveServer(env=quiet, workers=workers),
         "sync": LiveServer(
-            env=quiet,
+            env=python_parser,
             workers=workers,
             command=[
                 *python_gunicorn,
@@ -103,6 +107,7 @@ def start_sides(workers: int) -> dict[str, LiveServer]:
             f"--bind=127.0.0.1:{port}",
             f"--workers={workers}",
             "--worker-class=sync",
+            "--http-parser=python",
             "--log-level=warning",
             "--access-logfile=-",
             '--access-logformat=%(h)s "%(r)s" %(s)s pid=%(p)s',
@@ -440,6 +445,8 @@ def start_sides_single(worker_class: str | None) -> LiveServer:
             "sumservice.wsgi:application",
         ]
     env = {"GUNICORN_LOG_LEVEL": "warning", "SUMSERVICE_AUTH_RATE": "off"}
+    if worker_class:
+        env["GUNICORN_HTTP_PARSER"] = "python"  # as start_sides serves the sync worker
     return LiveServer(env=env, workers=1, command=command).start()
 
 
