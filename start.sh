@@ -12,13 +12,13 @@ cd "$ROOT"
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
 ensure_venv requirements.txt
-python scripts/build_kernel.py ||
-    echo "start.sh: the summing kernel did not build; serving with the pure-Python path" >&2
-if command -v "${CC:-cc}" > /dev/null || command -v gcc > /dev/null; then
+# gunicorn's C HTTP parser needs what the kernel needs (a C compiler and Python's headers).
+if python scripts/build_kernel.py; then
     ensure_venv requirements-compiled.txt ||
         echo "start.sh: gunicorn-h1c did not install; the log says which HTTP parser serves" >&2
 else
-    echo "start.sh: no C compiler for gunicorn-h1c; the log says which HTTP parser serves" >&2
+    echo "start.sh: the summing kernel did not build; serving with the pure-Python path," \
+        "and without gunicorn-h1c unless it is installed already" >&2
 fi
 
 export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}"

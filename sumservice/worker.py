@@ -42,9 +42,9 @@ from gunicorn.workers.gasgi import ASGIWorker
 STOP_KEEPALIVE_LINGER = 2.0
 
 # What gunicorn_h1c keeps of the bytes that follow a finished request (a pipelined request),
-# instead of its 64 KiB: gunicorn closes a connection that sent more. Reading pauses once a
-# request is whole (SumProtocol._http1_buffered), so what follows it is at most the rest of one
-# read: 256 KiB with asyncio's loop, 250 KB with uvloop's.
+# instead of its 64 KiB: gunicorn closes a connection that sent more. Reading pauses while a
+# request is whole (SumProtocol._http1_buffered, and the connection loop), so what follows it
+# is at most the rest of one read: 256 KiB with asyncio's loop, 250 KB with uvloop's.
 PIPELINED_BYTES = 256 * 1024
 
 
@@ -66,8 +66,16 @@ _use_h1c_when_installed()
 
 
 def http_parser(setting: str) -> str:
-    """Which parser gunicorn's `http_parser` setting (auto, fast, python) gives the workers."""
-    if setting == "python" or not ASGIProtocol._h1c_available:
+    """Which parser gunicorn's `http_parser` setting (auto, fast, python) gives the workers.
+    `fast` without gunicorn_h1c is refused here, at startup: gunicorn finds out only as each
+    connection opens, and drops it."""
+    installed = ASGIProtocol._h1c_available and ASGIProtocol._h1c_has_limits
+    if setting == "fast" and not installed:
+        raise RuntimeError(
+            "GUNICORN_HTTP_PARSER=fast, but gunicorn_h1c is not installed"
+            " (pip install -r requirements-compiled.txt, with a C compiler)"
+        )
+    if setting == "python" or not installed:
         return "gunicorn's Python HTTP parser"
     return "gunicorn_h1c, gunicorn's C HTTP parser"
 
@@ -104,6 +112,15 @@ class SumProtocol(ASGIProtocol):
         self._clear_deadline()
         super()._on_message_complete()
 
+    def _feed_callback_parser(self, data) -> bool:
+        try:
+            return super()._feed_callback_parser(data)
+        except ValueError:
+            # gunicorn's Python parser reads Content-Length with int(), which refuses over
+            # 4,300 digits (CPython's limit) with an error gunicorn leaves unanswered.
+            self._refuse(400, "Invalid Content-Length.")
+            return False
+
     def _http1_buffered(self) -> int:
         """What the connection holds that the application has not taken: as good as full
         once a request is whole, until the connection loop takes the next one (it resumes
@@ -134,7 +151,7 @@ class SumProtocol(ASGIProtocol):
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
-        branch, with two changes, marked below. (The response that reaches max_requests
+        branch, with three changes, marked below. (The response that reaches max_requests
         announces "Connection: close" itself: gunicorn's _will_close counts it.)"""
         cancelled = False
         try:
@@ -225,9 +242,6 @@ class SumProtocol(ASGIProtocol):
                 if receiver is not None and not receiver._complete:
                     break
 
-                # Resume reading if paused during body consumption
-                self._resume_reading()
-
                 # A pipelined next request already sits in the parser buffer
                 # (feed() leaves the tail after a completed message); reset()
                 # would clear it, so recover it and re-feed it below.
@@ -250,6 +264,10 @@ class SumProtocol(ASGIProtocol):
                 # malformed tail.
                 if pipelined and not self._feed_callback_parser(pipelined):
                     break
+                # Changed: reading resumes once the tail is fed again, and not when the tail
+                # held a whole request (gunicorn resumed before: a next read would add to a
+                # finished request's tail, over what gunicorn_h1c keeps).
+                self._maybe_resume_reading()
 
         except asyncio.CancelledError:
             cancelled = True

@@ -10,12 +10,15 @@ tail is taken and fed again to a reset parser, for the next request). Half the c
 mutated: bytes flipped, inserted, dropped or cut off, bare CR or LF, NUL, folded lines, repeated
 or conflicting framing headers, overlong lines.
 
-Both parsers must find the same requests (method, target, version, header fields, body) and
-refuse at the same point or not at all; a mismatch prints the case and exits 1. Where they
-disagree only in which input they refuse, the run counts it (`refusals differ`) without
-failing: the refusal answers the request with 400 either way. test_http_parser.py runs it on a
-copy of gunicorn_h1c built with AddressSanitizer and UndefinedBehaviorSanitizer (--h1c), where
-any memory error or undefined behaviour aborts the process.
+What each parser finds goes through the worker's own checks (CallbackRequest.from_parser).
+Both must find the same requests (method, target, version, header fields, body) up to where
+either refuses; a mismatch prints the case and exits 1, and so does an error that the worker
+would not answer with a 4xx (it would drop the connection without a word). Where one parser
+serves a request that the other refuses (gunicorn_h1c takes several spaces between the parts
+of a request line, and bytes over 0x7f in a chunk extension), or both refuse at different
+points, the run counts it by kind without failing. test_http_parser.py runs it on a copy of
+gunicorn_h1c built with AddressSanitizer and UndefinedBehaviorSanitizer (--h1c), where any
+memory error or undefined behaviour aborts the process.
 """
 
 from __future__ import annotations
@@ -26,7 +29,17 @@ import sys
 import time
 from pathlib import Path
 
-from gunicorn.asgi.parser import PythonProtocol
+from gunicorn.asgi.parser import (
+    CallbackRequest,
+    InvalidChunkExtension,
+    LimitRequestHeaders,
+    LimitRequestLine,
+    ParseError,
+    PythonProtocol,
+    UnsupportedTransferCoding,
+)
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.http.errors import ParseException
 
 # As gunicorn.conf.py leaves them: gunicorn's defaults.
 LIMITS = {
@@ -115,6 +128,7 @@ def parse(parser_class, chunks: list[bytes]) -> tuple[list, str | None]:
     parser = None
 
     def headers_complete() -> bool:
+        CallbackRequest.from_parser(parser)  # the worker's own checks of what was parsed
         headers = getattr(parser, "asgi_headers", None) or parser.headers
         found.append([parser.method, parser.path, parser.http_version, list(headers), b""])
         return False
@@ -142,9 +156,44 @@ def parse(parser_class, chunks: list[bytes]) -> tuple[list, str | None]:
                 if not tail:
                     break
                 parser.feed(tail)
-    except Exception:
+    except Exception as error:
+        if not answered(error):
+            raise UnansweredError(error) from error
         return found, f"refused after {len(found)} requests"
     return found, None
+
+
+class UnansweredError(Exception):
+    """A parser raised what the worker does not answer with an error response: it would drop
+    the connection without a word."""
+
+
+class _Refusal:
+    """What ASGIProtocol._handle_h1c_exception needs of a protocol, to ask it."""
+
+    def _send_error_response(self, *args) -> None:
+        pass
+
+    def _close_transport(self) -> None:
+        pass
+
+
+def answered(error: Exception) -> bool:
+    """Whether the worker answers this parser error with a 4xx or 5xx, as gunicorn's
+    ASGIProtocol._feed_callback_parser does (gunicorn/asgi/protocol.py, 27.0.1), and
+    SumProtocol's on top of it (a ValueError)."""
+    answered_as_is = (
+        LimitRequestLine,
+        LimitRequestHeaders,
+        UnsupportedTransferCoding,
+        InvalidChunkExtension,
+        ParseError,
+        ParseException,
+        ValueError,
+    )
+    return isinstance(error, answered_as_is) or ASGIProtocol._handle_h1c_exception(
+        _Refusal(), error
+    )
 
 
 def complete(found: list) -> int:
@@ -156,6 +205,9 @@ def load_h1c(folder: Path | None):
         sys.path.insert(0, str(folder))
     from gunicorn_h1c import H1CProtocol
 
+    # As the workers do (sumservice/worker.py): gunicorn's error handling reads the parser's
+    # exception classes from ASGIProtocol.
+    ASGIProtocol._check_h1c_protocol_available()
     return H1CProtocol
 
 
@@ -168,15 +220,22 @@ def main() -> int:
     h1c = load_h1c(options.h1c)
     print(f"gunicorn_h1c from {sys.modules[h1c.__module__].__file__}")
     rnd = random.Random(options.seed)
-    cases = refusals_differ = refused = 0
+    cases = refused = 0
+    differ = {"only gunicorn_h1c refuses": 0, "only Python refuses": 0, "refused elsewhere": 0}
     deadline = time.monotonic() + options.seconds
     while time.monotonic() < deadline:
         data = b"".join(request(rnd) for _ in range(rnd.choice([1, 1, 2, 3])))
         if rnd.random() < 0.5:
             data = mutate(data, rnd)
         chunks = pieces(data, rnd) if data else []
-        expected, expected_refusal = parse(PythonProtocol, chunks)
-        got, refusal = parse(h1c, chunks)
+        try:
+            expected, expected_refusal = parse(PythonProtocol, chunks)
+            got, refusal = parse(h1c, chunks)
+        except UnansweredError as error:
+            print(
+                f"unanswered {error.__cause__!r} on {data!r} in pieces {[len(c) for c in chunks]}"
+            )
+            return 1
         cases += 1
         refused += refusal is not None
         agree = [request[:5] for request in got] == [request[:5] for request in expected]
@@ -184,13 +243,22 @@ def main() -> int:
             # Where one refuses, the requests both finished before it must still agree.
             finished = min(complete(got), complete(expected))
             agree = [r[:5] for r in got[:finished]] == [r[:5] for r in expected[:finished]]
-            refusals_differ += refusal != expected_refusal
+            if refusal != expected_refusal:
+                kind = (
+                    "only Python refuses"
+                    if refusal is None
+                    else "only gunicorn_h1c refuses"
+                    if expected_refusal is None
+                    else "refused elsewhere"
+                )
+                differ[kind] += 1
         if not agree:
             print(f"mismatch on {data!r} in pieces {[len(c) for c in chunks]}")
             print(f"  gunicorn's Python parser: {expected} ({expected_refusal})")
             print(f"  gunicorn_h1c:             {got} ({refusal})")
             return 1
-    print(f"{cases} cases, {refused} refused, {refusals_differ} refusals differ, 0 mismatches")
+    differences = ", ".join(f"{kind}: {count}" for kind, count in differ.items())
+    print(f"{cases} cases, {refused} refused by gunicorn_h1c ({differences}), 0 mismatches")
     return 0
 
 

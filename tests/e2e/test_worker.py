@@ -121,6 +121,21 @@ def test_the_c_http_parser_serves_where_it_is_installed(
 ) -> None:
     assert "Parsing HTTP with gunicorn_h1c, gunicorn's C HTTP parser" in server.log()
     assert "Parsing HTTP with gunicorn's Python HTTP parser" in python_parser_server.log()
+    # Which parser answers, told apart by a request line with two spaces after the target,
+    # which gunicorn_h1c takes and gunicorn's Python parser refuses.
+    two_spaces = b"GET /healthz  HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    assert exchange(server, two_spaces)[0] == 200
+    assert exchange(python_parser_server, two_spaces)[0] == 400
+
+
+def test_fast_parser_setting_without_gunicorn_h1c_stops_the_start(tmp_path) -> None:
+    """gunicorn itself would start, then drop every connection."""
+    blocker = tmp_path / "gunicorn_h1c.py"
+    blocker.write_text("raise ImportError('gunicorn_h1c is not installed here')\n")
+    env = {"GUNICORN_HTTP_PARSER": "fast", "PYTHONPATH": str(tmp_path)}
+    with pytest.raises(RuntimeError, match="gunicorn exited") as failed:
+        LiveServer(env=env, workers=1).start(timeout=20)
+    assert "GUNICORN_HTTP_PARSER=fast, but gunicorn_h1c is not installed" in str(failed.value)
 
 
 @BOTH_PARSERS
@@ -144,10 +159,17 @@ def test_large_bodies_back_to_back_are_served_on_one_connection(served: str, req
     ones = b"[" + b",".join([b"1"] * 100_000) + b"]"  # 200 KB
     with connect(server) as sock:
         stream = sock.makefile("rb")
-        sock.sendall(sum_request(access_token, b"[1,2]") + sum_request(access_token, ones))
-        first, second = read_response(stream), read_response(stream)
-        assert (first[0], json.loads(first[2])["sum"]) == (200, "3")
-        assert (second[0], json.loads(second[2])["sum"]) == (200, "100000")
+        # Three small requests and a large one, pipelined: the tail left after each small one
+        # holds the next whole request.
+        small = b"".join(sum_request(access_token, b"[1,2]") for _ in range(3))
+        sock.sendall(small + sum_request(access_token, ones + b" " * 200_000))
+        answers = [read_response(stream) for _ in range(4)]
+        assert [(status, json.loads(body)["sum"]) for status, _, body in answers] == [
+            (200, "3"),
+            (200, "3"),
+            (200, "3"),
+            (200, "100000"),
+        ]
         for _ in range(30):
             sock.sendall(sum_request(access_token, ones + b" " * 100_000))  # 300 KB
             status, headers, body = read_response(stream)
@@ -171,6 +193,7 @@ def test_large_bodies_back_to_back_are_served_on_one_connection(served: str, req
         ),
         (b"POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
         (b"POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"POST /sum HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", 400),
     ],
     ids=[
         "header-without-colon",
@@ -181,6 +204,7 @@ def test_large_bodies_back_to_back_are_served_on_one_connection(served: str, req
         "too-many-headers",
         "transfer-coding-not-chunked",
         "bad-chunk-size",
+        "content-length-of-5000-digits",
     ],
 )
 @BOTH_PARSERS
