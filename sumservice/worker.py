@@ -87,6 +87,7 @@ class SumProtocol(ASGIProtocol):
         super().__init__(worker)
         self._deadline: asyncio.TimerHandle | None = None
         self._moving = False  # closed after this response, for its client to reconnect
+        self._received_any = False  # whether the client has sent a byte yet
         self._move_decided_on = 0  # the request (req_count) that decision was made on
 
     def connection_made(self, transport: asyncio.Transport) -> None:
@@ -103,6 +104,15 @@ class SumProtocol(ASGIProtocol):
             )
             return
         self._set_deadline(worker.header_timeout, "headers")
+
+    def data_received(self, data) -> None:
+        if not self._received_any:
+            self._received_any = True
+            if not self.worker.alive:
+                # Its first bytes came while the worker stops: the header timeout rules now,
+                # not the stop's short wait for a connection that had sent nothing.
+                self._cancel_keepalive_timer()
+        super().data_received(data)
 
     def _on_headers_complete(self):
         self._set_deadline(self.worker.body_timeout, "body")
@@ -278,11 +288,20 @@ class SumProtocol(ASGIProtocol):
             self._close_transport()
 
     def worker_stopping(self) -> None:
-        """An idle kept-alive connection gets the stop's short wait where more remains of its
-        keep-alive timeout: the worker exits, and a recycled one is replaced, once its
-        connections are closed."""
+        """A connection with nothing to answer gets the stop's short wait: an idle kept-alive
+        one where more remains of its keep-alive timeout, and one that has sent nothing yet
+        (a browser's speculative connection) rather than the whole header timeout. The worker
+        exits, and a recycled one is replaced, once its connections are closed."""
+        if self._closed:
+            return
+        if not self._received_any:
+            self._cancel_keepalive_timer()
+            self._keepalive_handle = self.worker.loop.call_later(
+                STOP_KEEPALIVE_LINGER, self._keepalive_timeout
+            )
+            return
         handle = self._keepalive_handle
-        if handle is None or self._closed:
+        if handle is None:
             return
         if handle.when() - self.worker.loop.time() > STOP_KEEPALIVE_LINGER:
             self._arm_keepalive_timer()

@@ -524,6 +524,30 @@ def test_an_idle_kept_alive_connection_does_not_hold_a_stop_for_its_keep_alive_t
         connection.close()
 
 
+def test_a_connection_that_has_sent_nothing_does_not_hold_a_stop_for_the_header_timeout() -> None:
+    """A connection opened and left silent (a browser's speculative connection) when SIGTERM
+    comes is closed after the stop's 2 s wait, not the 30 s header timeout. One that starts
+    its request within that wait is answered, even if the rest of it comes after."""
+    with LiveServer(workers=1, env={"GUNICORN_HEADER_TIMEOUT": "30"}) as server:
+        silent = connect(server, timeout=60)
+        late = connect(server, timeout=60)
+        time.sleep(0.5)  # both accepted and set up
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        late.sendall(b"GET /healthz HTTP/1.1\r\n")
+        time.sleep(2.5)  # past the stop's wait
+        late.sendall(b"Host: 127.0.0.1\r\n\r\n")
+        assert read_response(late)[:1] == (200,)
+        server.process.wait(timeout=20)
+        assert time.monotonic() - signalled < 10
+        assert server.process.returncode == 0
+        silent.settimeout(5)
+        assert silent.recv(1) == b""  # closed by the server
+        silent.close()
+        late.close()
+
+
 def test_workers_fork_with_the_application_loaded(tmp_path) -> None:
     """The master loads the application, the views included, before it forks: a worker
     (a new one after a recycle or a crash too) serves without loading Django again."""
