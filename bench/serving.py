@@ -31,6 +31,7 @@ from pathlib import Path
 import requests
 
 from bench.documents import KINDS, document
+from sumservice.worker import http_parser as parser_in_use
 from tests.e2e.clients import Probe, Tricklers, sum_request
 from tests.liveserver import LiveServer, free_port
 
@@ -398,10 +399,18 @@ def large_loads(sides: dict[str, LiveServer], folder: Path, cfg: dict) -> dict:
 # --- the whole part -------------------------------------------------------------------------
 
 
+def http_parser(server: LiveServer) -> str:
+    """The HTTP parser a side's gunicorn uses: what its command line or GUNICORN_HTTP_PARSER
+    (gunicorn.conf.py) chooses, with what this virtualenv has installed."""
+    chosen = [arg.partition("=")[2] for arg in server.command if arg.startswith("--http-parser=")]
+    return parser_in_use(chosen[0] if chosen else server.env.get("GUNICORN_HTTP_PARSER", "auto"))
+
+
 def run(files: dict[str, Path], folder: Path, quick: bool, workers: int) -> dict:
     cfg = QUICK if quick else FULL
     sides = start_sides(workers)
     try:
+        parsers = {name: http_parser(server) for name, server in sides.items()}
         small = small_loads(sides, files, cfg)
         slow = {
             name: slow_client_probe(sides[name], token_of(sides[name]), cfg)
@@ -420,6 +429,7 @@ def run(files: dict[str, Path], folder: Path, quick: bool, workers: int) -> dict
             stop_sides({name: single})
     results = {
         "config": cfg,
+        "http_parser": parsers,
         "small": small,
         "slow_clients": slow,
         "large_mb_per_s": large["mb_per_s"],
@@ -515,6 +525,7 @@ def table(results: dict) -> list[str]:
     """The serving figures as lines of text, for bench/run.py's report."""
     small = results["small"]
     lines = ["", "serving (issue 13): the service, its sync-worker self and the Flask peer"]
+    lines += [f"{side:8} parsed HTTP with {name}" for side, name in results["http_parser"].items()]
     header = f"{'load':28} {'side':8} {'req/s':>8} {'CPU ms/req':>11} {'p99 ms':>8} {'errors':>6}"
     lines += [header, "-" * len(header)]
     labels = {

@@ -118,5 +118,10 @@ def test_the_serving_probes_and_targets_are_there(results: dict) -> None:
         assert all(number(value) for value in serving["large_mb_per_s"][side].values())
         assert all(number(value) for value in serving["large"]["cpu_ms_per_request"][side].values())
     assert all(number(ratio) for ratio in serving["large"]["mb_per_s_ratio"].values())
+    # Each side says which HTTP parser it ran: the service gunicorn_h1c (./test.sh installs
+    # it), the sync worker and the Flask peer gunicorn's own, as issue 13 measured them.
+    assert serving["http_parser"]["service"].startswith("gunicorn_h1c")
+    assert serving["http_parser"]["sync"] == "gunicorn's Python HTTP parser"
+    assert serving["http_parser"]["flask"] == "gunicorn's Python HTTP parser"
     assert serving["targets"]
     assert all(isinstance(t["met"], bool) and number(t["figure"]) for t in serving["targets"])
