@@ -104,6 +104,9 @@ class SumProtocol(ASGIProtocol):
             )
             return
         self._set_deadline(worker.header_timeout, "headers")
+        if not worker.alive:
+            # Taken from the listen queue by a stopping worker, after it told the others.
+            self.worker_stopping()
 
     def data_received(self, data) -> None:
         if not self._received_any:

@@ -31,6 +31,7 @@ from bench.serving import wrk
 from sumservice.worker import (
     COUNTS,
     MOVE_INTERVAL_SECONDS,
+    STOP_KEEPALIVE_LINGER,
     ConnectionCounts,
     SumWorker,
     tune_malloc,
@@ -359,6 +360,7 @@ def unstarted_worker() -> SumWorker:
     worker.cfg, worker.log, worker.asgi = Config(), logging.getLogger(__name__), None
     worker.nr_conns, worker.worker_connections, worker._connecting = 0, 10, {}
     worker.protocols = set()
+    worker.alive = True
     worker._slot = COUNTS.claim(os.getpid())
     worker.loop = asyncio.new_event_loop()
     return worker
@@ -389,6 +391,30 @@ def test_a_connection_counts_from_its_accept() -> None:
         loop.close()
         COUNTS.release(worker._slot)
         COUNTS.release(other)
+
+
+def test_a_silent_connection_taken_while_stopping_gets_the_stops_wait() -> None:
+    """A stopping worker takes what waits in the listen queue after it has told its other
+    connections; one of those that has sent nothing yet is closed after the stop's 2 s wait
+    too, not held open for the header timeout."""
+
+    worker = unstarted_worker()
+    worker.alive = False  # stopping
+    loop = worker.loop
+    accepted, client = socket.socketpair()
+    try:
+        worker._take(accepted)
+        loop.run_until_complete(asyncio.wait(list(worker._connecting.values())))
+        loop.run_until_complete(asyncio.sleep(STOP_KEEPALIVE_LINGER + 0.5))
+        client.settimeout(1)
+        assert client.recv(1) == b""  # closed by the worker, with nothing sent
+    finally:
+        client.close()
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+        COUNTS.release(worker._slot)
 
 
 def test_a_connection_whose_set_up_fails_is_no_longer_counted() -> None:
