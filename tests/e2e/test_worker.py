@@ -8,6 +8,7 @@ while a probe times its requests) and the graceful stop (~5 s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import itertools
 import json
@@ -366,6 +367,23 @@ def unstarted_worker() -> SumWorker:
     return worker
 
 
+@contextlib.contextmanager
+def connection_taken_by(worker: SumWorker) -> Iterator[socket.socket]:
+    """The client end of a connection the unstarted worker has just taken; afterwards its loop's
+    tasks are cancelled, the loop closed and the worker's slot released."""
+    accepted, client = socket.socketpair()
+    try:
+        worker._take(accepted)
+        yield client
+    finally:
+        client.close()
+        for task in asyncio.all_tasks(worker.loop):
+            task.cancel()
+        worker.loop.run_until_complete(asyncio.sleep(0))
+        worker.loop.close()
+        COUNTS.release(worker._slot)
+
+
 def test_a_connection_counts_from_its_accept() -> None:
     """wrk opens its connections back to back: gunicorn counts one from connection_made, a loop
     turn or two after the accept, and the worker that took the first would still look empty and
@@ -373,23 +391,15 @@ def test_a_connection_counts_from_its_accept() -> None:
 
     worker = unstarted_worker()
     other = COUNTS.claim(os.getppid())  # another worker, as the shared counts see it
-    loop = worker.loop
-    accepted, client = socket.socketpair()
     try:
-        worker._take(accepted)
-        assert COUNTS.fewest_elsewhere(other) == 1  # before the loop has run at all
-        loop.run_until_complete(asyncio.wait(list(worker._connecting.values())))
-        assert COUNTS.fewest_elsewhere(other) == 1  # set up: counted once
-        client.close()
-        loop.run_until_complete(asyncio.sleep(0.1))
-        assert COUNTS.fewest_elsewhere(other) == 0
+        with connection_taken_by(worker) as client:
+            assert COUNTS.fewest_elsewhere(other) == 1  # before the loop has run at all
+            worker.loop.run_until_complete(asyncio.wait(list(worker._connecting.values())))
+            assert COUNTS.fewest_elsewhere(other) == 1  # set up: counted once
+            client.close()
+            worker.loop.run_until_complete(asyncio.sleep(0.1))
+            assert COUNTS.fewest_elsewhere(other) == 0
     finally:
-        client.close()
-        for task in asyncio.all_tasks(loop):
-            task.cancel()
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
-        COUNTS.release(worker._slot)
         COUNTS.release(other)
 
 
@@ -400,21 +410,11 @@ def test_a_silent_connection_taken_while_stopping_gets_the_stops_wait() -> None:
 
     worker = unstarted_worker()
     worker.alive = False  # stopping
-    loop = worker.loop
-    accepted, client = socket.socketpair()
-    try:
-        worker._take(accepted)
-        loop.run_until_complete(asyncio.wait(list(worker._connecting.values())))
-        loop.run_until_complete(asyncio.sleep(STOP_KEEPALIVE_LINGER + 0.5))
+    with connection_taken_by(worker) as client:
+        worker.loop.run_until_complete(asyncio.wait(list(worker._connecting.values())))
+        worker.loop.run_until_complete(asyncio.sleep(STOP_KEEPALIVE_LINGER + 0.5))
         client.settimeout(1)
         assert client.recv(1) == b""  # closed by the worker, with nothing sent
-    finally:
-        client.close()
-        for task in asyncio.all_tasks(loop):
-            task.cancel()
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
-        COUNTS.release(worker._slot)
 
 
 def test_a_connection_whose_set_up_fails_is_no_longer_counted() -> None:
