@@ -298,10 +298,7 @@ class SumProtocol(ASGIProtocol):
         if self._closed:
             return
         if not self._received_any:
-            self._cancel_keepalive_timer()
-            self._keepalive_handle = self.worker.loop.call_later(
-                STOP_KEEPALIVE_LINGER, self._keepalive_timeout
-            )
+            self._close_if_idle_after(STOP_KEEPALIVE_LINGER)
             return
         handle = self._keepalive_handle
         if handle is None:
@@ -315,9 +312,12 @@ class SumProtocol(ASGIProtocol):
         if self.worker.alive:
             super()._arm_keepalive_timer()
             return
+        self._close_if_idle_after(min(self._keepalive, STOP_KEEPALIVE_LINGER))
+
+    def _close_if_idle_after(self, seconds: float) -> None:
+        """gunicorn's keep-alive timer, set to `seconds`: a request that arrives cancels it."""
         self._cancel_keepalive_timer()
-        linger = min(self._keepalive, STOP_KEEPALIVE_LINGER)
-        self._keepalive_handle = self.worker.loop.call_later(linger, self._keepalive_timeout)
+        self._keepalive_handle = self.worker.loop.call_later(seconds, self._keepalive_timeout)
 
     def _set_deadline(self, seconds: float, what: str) -> None:
         self._clear_deadline()
