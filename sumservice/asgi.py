@@ -99,7 +99,6 @@ class BufferedWSGIApplication:
             translator = WsgiToAsgiInstance(self.wsgi)
             translator.scope = scope  # build_environ reads the headers from there
             environ = translator.build_environ(scope, _BodyStream(buffer, length))
-            del buffer
             environ[RECEIVED_BODY] = body
             environ["CONTENT_LENGTH"] = str(length)
             environ["wsgi.input_terminated"] = True
@@ -113,6 +112,10 @@ class BufferedWSGIApplication:
                 status, headers, content = await loop.run_in_executor(
                     self.executor, self._run, environ
                 )
+            # The body's buffer is let go here, in the loop's thread, which maps the next body:
+            # a mapping unmapped in the executor's thread made the next one's huge page cost
+            # about 0.7 ms more to fault in (docs/performance.md, "The body's mapping").
+            del buffer
         finally:
             slot.release()
         await send({"type": "http.response.start", "status": status, "headers": headers})
