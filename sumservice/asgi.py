@@ -113,8 +113,8 @@ class BufferedWSGIApplication:
                     self.executor, self._run, environ
                 )
             # The body's buffer is let go here, in the loop's thread, which maps the next body:
-            # a mapping unmapped in the executor's thread made the next one's huge page cost
-            # about 0.7 ms more to fault in (docs/performance.md, "The body's mapping").
+            # unmapped in the executor's thread, it made the next one's huge page slower to
+            # fault in (docs/performance.md, "The body's mapping, let go in the loop").
             del buffer
         finally:
             slot.release()
