@@ -6,9 +6,7 @@ The service itself is WSGI (Django, DRF). `BufferedWSGIApplication` joins the tw
 the whole body in the event loop, then runs the WSGI application on it, right there when the
 body is at most `inline_body_bytes` (a few milliseconds of work: a thread hop would cost more
 than it saves), or in a thread when it is larger, so that a long summing (which releases the GIL
-in the compiled kernel) leaves the loop free for the others. A worker holding no other
-connection has no others to keep the loop free for: it runs bodies up to `alone_body_bytes`
-(1 MiB) in the loop as well.
+in the compiled kernel) leaves the loop free for the others.
 
 The body is received once, into one buffer (made at its size when the Content-Length is known),
 and stays there: Django reads it as a file, and /sum's parser takes it in place
@@ -31,7 +29,6 @@ from django.conf import settings
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
 
 from api.parsers import RECEIVED_BODY  # noqa: E402
-from sumservice.worker import WORKER_CONNECTIONS  # noqa: E402
 from sumservice.wsgi import application as wsgi_application  # noqa: E402
 
 Message = dict[str, Any]
@@ -42,11 +39,6 @@ Send = Callable[[Message], Any]
 # A body over this size is received into a memory mapping and holds one of the worker's
 # large-body slots while it is received and answered: what a worker holds in bodies stays bounded.
 LARGE_BODY_BYTES = 64 * 1024
-
-# A worker that holds no other connection runs a body up to this size in its loop, whatever the
-# inline size: the thread would keep no one from waiting, and costs a hop each way. A few
-# milliseconds of summing; ~0.35 s at most, for a document that repeats a key (the Python path).
-ALONE_BODY_BYTES = 1 << 20
 
 # A chunked body past the large size moves to a mapping of at least this size, then doubles.
 _FIRST_CHUNKED_MAPPING = 1 << 20
@@ -74,13 +66,11 @@ class BufferedWSGIApplication:
         inline_body_bytes: int,
         threads: int,
         large_body_bytes: int = LARGE_BODY_BYTES,
-        alone_body_bytes: int = ALONE_BODY_BYTES,
     ) -> None:
         self.wsgi = wsgi
         self.max_body_bytes = max_body_bytes
         self.inline_body_bytes = inline_body_bytes
         self.large_body_bytes = large_body_bytes
-        self.alone_body_bytes = alone_body_bytes
         self.threads = threads
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="large-request")
         self._large_slots: asyncio.Semaphore | None = None  # made in the worker's event loop
@@ -115,35 +105,21 @@ class BufferedWSGIApplication:
             client = scope.get("client")
             if client:
                 environ["REMOTE_PORT"] = str(client[1])
-            if self._runs_in_loop(scope, length):
+            if length <= self.inline_body_bytes:
                 status, headers, content = self._run(environ)
             else:
                 loop = asyncio.get_running_loop()
                 status, headers, content = await loop.run_in_executor(
                     self.executor, self._run, environ
                 )
+        finally:
             # The body's buffer is let go here, in the loop's thread, which maps the next body:
             # unmapped in the executor's thread, it made the next one's huge page slower to
             # fault in (docs/performance.md, "The body's mapping, let go in the loop").
-            del buffer
-        finally:
+            buffer = None
             slot.release()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
-
-    def _runs_in_loop(self, scope: dict, length: int) -> bool:
-        """Whether the application runs right here, in the event loop: for a body up to the
-        inline size, or up to `alone_body_bytes` when the worker holds no other connection (a
-        client that connects meanwhile is taken by another worker; with one worker, it waits in
-        the listen queue, as it would for any worker busy in its loop)."""
-        if length <= self.inline_body_bytes:
-            return True
-        worker_connections = scope.get("extensions", {}).get(WORKER_CONNECTIONS)
-        return (
-            length <= self.alone_body_bytes
-            and worker_connections is not None
-            and worker_connections() <= 1
-        )
 
     async def _receive_body(
         self, scope: dict, receive: Receive, slot: _LargeBodySlot

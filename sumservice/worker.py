@@ -47,10 +47,6 @@ STOP_KEEPALIVE_LINGER = 2.0
 # is at most the rest of one read: 256 KiB with asyncio's loop, 250 KB with uvloop's.
 PIPELINED_BYTES = 256 * 1024
 
-# The ASGI scope extension (a callable) through which the application asks how many connections
-# this worker holds: sumservice.asgi runs a large body in the loop when its own is the only one.
-WORKER_CONNECTIONS = "sumservice.worker_connections"
-
 
 def _use_h1c_when_installed() -> None:
     """gunicorn's `auto` parser choice records whether gunicorn_h1c (its C HTTP parser) is
@@ -120,11 +116,6 @@ class SumProtocol(ASGIProtocol):
                 # not the stop's short wait for a connection that had sent nothing.
                 self._cancel_keepalive_timer()
         super().data_received(data)
-
-    def _build_http_scope(self, request, sockname, peername) -> dict:
-        scope = super()._build_http_scope(request, sockname, peername)
-        scope.setdefault("extensions", {})[WORKER_CONNECTIONS] = self.worker.count_connections
-        return scope
 
     def _on_headers_complete(self):
         self._set_deadline(self.worker.body_timeout, "body")
@@ -569,10 +560,6 @@ class SumWorker(ASGIWorker):
     @property
     def connections_held(self) -> int:
         return self.nr_conns + len(self._connecting)
-
-    def count_connections(self) -> int:
-        """`connections_held`, for the application (the scope's WORKER_CONNECTIONS)."""
-        return self.connections_held
 
     def should_move_a_connection(self) -> bool:
         """Whether to close the kept-alive connection being answered, for its client to

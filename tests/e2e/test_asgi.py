@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mmap
 import threading
 from collections.abc import Iterator
 
@@ -14,8 +15,8 @@ import pytest
 import requests
 
 from api.parsers import RECEIVED_BODY
+from sumservice import asgi
 from sumservice.asgi import BufferedWSGIApplication
-from sumservice.worker import WORKER_CONNECTIONS
 from tests.e2e.clients import token
 from tests.liveserver import LiveServer
 
@@ -74,9 +75,8 @@ def test_a_large_body_is_answered_beside_small_ones(server: LiveServer) -> None:
 # --- in process: the bridge alone, given what gunicorn's receive hands over ---------------------
 
 
-def http_scope(headers: list[tuple[bytes, bytes]], extensions: dict | None = None) -> dict:
+def http_scope(headers: list[tuple[bytes, bytes]]) -> dict:
     return {
-        "extensions": extensions or {},
         "type": "http",
         "http_version": "1.1",
         "method": "POST",
@@ -98,24 +98,17 @@ def serve(
     chunked: bool = False,
     left_after: int | None = None,
     inline_body_bytes: int = 32,
-    worker_connections: int | None = None,
 ):
-    """One request through a bridge with a 1 KiB limit, a 32-byte large size (and inline size,
-    unless given) and a 512-byte size for a worker holding no other connection: its body in
-    `chunks` (with a Content-Length of their total unless `chunked`), the client leaving after
-    `left_after` of them if given, the worker holding `worker_connections` if given (as
-    SumProtocol tells the application). The messages sent back."""
+    """One request through a bridge with a 1 KiB limit and a 32-byte large size (and inline
+    size, unless given): its body in `chunks` (with a Content-Length of their total unless
+    `chunked`), the client leaving after `left_after` of them if given. The messages sent back."""
     app = BufferedWSGIApplication(
         wsgi,
         max_body_bytes=1024,
         inline_body_bytes=inline_body_bytes,
         large_body_bytes=32,
-        alone_body_bytes=512,
         threads=1,
     )
-    extensions = {}
-    if worker_connections is not None:
-        extensions[WORKER_CONNECTIONS] = lambda: worker_connections
     messages = [
         {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
         for index, chunk in enumerate(chunks)
@@ -130,7 +123,7 @@ def serve(
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(app(http_scope(headers, extensions), receive, send))
+    asyncio.run(app(http_scope(headers), receive, send))
     app.executor.shutdown()
     return sent
 
@@ -182,31 +175,28 @@ def test_a_body_runs_in_the_event_loop_up_to_the_inline_size(
     assert ran == [(buffer, thread)]
 
 
-@pytest.mark.parametrize(
-    ("worker_connections", "size", "thread"),
-    [
-        (1, 512, "MainThread"),  # the worker's only connection: in the loop, up to 512 bytes
-        (1, 513, "large-request_0"),  # past that size
-        (2, 100, "large-request_0"),  # another connection on the worker: in the thread
-        (None, 100, "large-request_0"),  # a server that does not say: in the thread
-    ],
-)
-def test_a_larger_body_runs_in_the_event_loop_when_its_worker_holds_no_other_connection(
-    worker_connections: int | None, size: int, thread: str
+def test_a_large_body_is_let_go_in_the_event_loops_thread(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The thread keeps the loop free for the worker's other connections; with none, it only
-    costs a hop each way."""
-    ran: list[str] = []
+    """Answered in the large-request thread, its mapping is still unmapped in the loop's thread,
+    which maps the next body: unmapped in another, the next one was slower to fault in."""
+    unmapped_in: list[str] = []
+
+    class Mapping(mmap.mmap):
+        def __del__(self) -> None:
+            unmapped_in.append(threading.current_thread().name)
+
+    monkeypatch.setattr(asgi, "_large_buffer", lambda size: Mapping(-1, size))
+    ran_in: list[str] = []
 
     def wsgi(environ: dict, start_response):
-        ran.append(threading.current_thread().name)
+        ran_in.append(threading.current_thread().name)
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b"{}"]
 
-    body = b"[" + b"1" * (size - 2) + b"]"
-    sent = serve(wsgi, [body], worker_connections=worker_connections)
+    sent = serve(wsgi, [b"[" + b"1" * 98 + b"]"])  # over the large and the inline size
     assert sent[0]["status"] == 200
-    assert ran == [thread]
+    assert (ran_in, unmapped_in) == (["large-request_0"], ["MainThread"])
 
 
 def test_an_answer_the_application_gave_no_length_gets_its_length() -> None:

@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from gunicorn import glogging
 from gunicorn.config import Config
 
 from api.summing import canonical_sum
@@ -34,7 +33,6 @@ from sumservice.worker import (
     COUNTS,
     MOVE_INTERVAL_SECONDS,
     STOP_KEEPALIVE_LINGER,
-    WORKER_CONNECTIONS,
     ConnectionCounts,
     SumWorker,
     tune_malloc,
@@ -417,36 +415,6 @@ def test_a_silent_connection_taken_while_stopping_gets_the_stops_wait() -> None:
         worker.loop.run_until_complete(asyncio.sleep(STOP_KEEPALIVE_LINGER + 0.5))
         client.settimeout(1)
         assert client.recv(1) == b""  # closed by the worker, with nothing sent
-
-
-def test_the_application_is_told_how_many_connections_its_worker_holds() -> None:
-    """Through the scope's WORKER_CONNECTIONS: sumservice.asgi runs a large body in the event
-    loop when its connection is the worker's only one."""
-
-    worker = unstarted_worker()
-    told: list[int] = []
-
-    async def application(scope: dict, receive, send) -> None:
-        told.append(scope["extensions"][WORKER_CONNECTIONS]())
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    worker.asgi = application
-    # What answering a request needs beyond taking the connection: gunicorn's logger and
-    # request count.
-    worker.log, worker.nr, worker.max_requests = glogging.Logger(worker.cfg), 0, sys.maxsize
-    request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
-    with connection_taken_by(worker) as client:
-        client.sendall(request)
-        worker.loop.run_until_complete(asyncio.sleep(0.2))
-        accepted, second = socket.socketpair()
-        with second:
-            worker._take(accepted)
-            second.sendall(request)
-            worker.loop.run_until_complete(asyncio.sleep(0.2))
-            second.settimeout(1)
-            assert second.recv(12) == b"HTTP/1.1 200"
-    assert told == [1, 2]
 
 
 def test_a_connection_whose_set_up_fails_is_no_longer_counted() -> None:
