@@ -5,8 +5,7 @@ Every value comes from the environment (see docs/configuration.md), read here on
 
 import os
 
-from sumservice.worker import SumWorker
-from sumservice.worker import http_parser as http_parser_in_use
+from sumservice.worker import SumWorker, http_parser_in_use
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Summing is CPU-bound, so workers are processes: gunicorn's rule of thumb, 2 per core + 1.

@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 from bench.documents import KINDS, document
-from sumservice.worker import http_parser as parser_in_use
+from sumservice.worker import http_parser_in_use
 from tests.e2e.clients import Probe, Tricklers, sum_request
 from tests.liveserver import LiveServer, free_port
 
@@ -407,7 +407,8 @@ def http_parser(server: LiveServer) -> str:
     """The HTTP parser a side's gunicorn uses: what its command line or GUNICORN_HTTP_PARSER
     (gunicorn.conf.py) chooses, with what this virtualenv has installed."""
     chosen = [arg.partition("=")[2] for arg in server.command if arg.startswith("--http-parser=")]
-    return parser_in_use(chosen[0] if chosen else server.env.get("GUNICORN_HTTP_PARSER", "auto"))
+    setting = chosen[0] if chosen else server.env.get("GUNICORN_HTTP_PARSER", "auto")
+    return http_parser_in_use(setting)
 
 
 def run(files: dict[str, Path], folder: Path, quick: bool, workers: int) -> dict:

@@ -65,7 +65,7 @@ def _use_h1c_when_installed() -> None:
 _use_h1c_when_installed()
 
 
-def http_parser(setting: str) -> str:
+def http_parser_in_use(setting: str) -> str:
     """Which parser gunicorn's `http_parser` setting (auto, fast, python) gives the workers.
     `fast` without gunicorn_h1c is refused here, at startup: gunicorn finds out only as each
     connection opens, and drops it."""
