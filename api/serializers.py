@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -51,6 +52,11 @@ class TokenObtainSerializer(serializers.Serializer):
     username = StrictCharField(max_length=150, validators=[printable_text])
     # Taken as sent: spaces in a password are part of it.
     password = StrictCharField(max_length=1024, trim_whitespace=False, write_only=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # DRF deep-copies the declared fields for every serializer. Shallow copies are enough for
+        # these: bind() sets its attributes on the copy, and no field changes while validating.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         token = SumAccessToken.for_subject(attrs["username"])
