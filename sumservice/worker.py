@@ -34,7 +34,7 @@ import socket
 from http import HTTPStatus
 
 from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
-from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.asgi.protocol import ASGIProtocol, BodyReceiver
 from gunicorn.workers.gasgi import ASGIWorker
 
 # How long a stopping worker keeps an idle kept-alive connection open for a request the client
@@ -80,6 +80,21 @@ def http_parser_in_use(setting: str) -> str:
     return "gunicorn_h1c, gunicorn's C HTTP parser"
 
 
+class PatientBodyReceiver(BodyReceiver):
+    """gunicorn's body receiver, waiting for the body as long as the connection's body timeout
+    (a JSON 408) allows. gunicorn's own stops waiting after GUNICORN_TIMEOUT without a byte and
+    tells the application that the client left while it is still connected: a 500 for it."""
+
+    async def _wait_for_data(self) -> None:
+        if self._chunks or self._complete or self._disconnected:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter  # woken by a chunk, the body's end, or the connection's close
+        finally:
+            self._waiter = None
+
+
 class SumProtocol(ASGIProtocol):
     """One HTTP/1.1 connection, as gunicorn's protocol serves it, with timeouts and JSON errors."""
 
@@ -119,7 +134,10 @@ class SumProtocol(ASGIProtocol):
 
     def _on_headers_complete(self):
         self._set_deadline(self.worker.body_timeout, "body")
-        return super()._on_headers_complete()
+        skip_body = super()._on_headers_complete()
+        # No byte of the body has come yet: the parser feeds it once this returns.
+        self._body_receiver = PatientBodyReceiver(self._current_request, self)
+        return skip_body
 
     def _on_message_complete(self) -> None:
         self._clear_deadline()

@@ -228,12 +228,29 @@ def test_a_head_that_takes_too_long_gets_408_and_the_connection_closes() -> None
         assert sock.recv(1) == b""  # closed
 
 
-def test_a_body_that_takes_too_long_gets_408() -> None:
-    with LiveServer(env={"GUNICORN_BODY_TIMEOUT": "1"}) as server, connect(server) as sock:
-        sock.sendall(sum_request("x", b"[1, 2]")[:-3])  # the last bytes never come
+def test_a_body_that_pauses_longer_than_the_worker_timeout_is_still_awaited() -> None:
+    # GUNICORN_TIMEOUT is the worker's heartbeat, not a limit on a pause within a body.
+    env = {"GUNICORN_TIMEOUT": "2", "GUNICORN_BODY_TIMEOUT": "10"}
+    with LiveServer(env=env) as server, connect(server) as sock:
+        request = sum_request(token(server), b"[1, 2]")
+        sock.sendall(request[:-3])
+        time.sleep(3)
+        sock.sendall(request[-3:])
         status, _, body = read_response(sock)
-        assert status == 408
-        assert json.loads(body)["detail"] == "The request's body did not arrive within 1 s."
+        assert status == 200
+        assert json.loads(body)["sum"] == "3"
+
+
+def test_a_body_that_stops_arriving_gets_408_at_the_body_timeout() -> None:
+    env = {"GUNICORN_TIMEOUT": "2", "GUNICORN_BODY_TIMEOUT": "4"}
+    with LiveServer(env=env) as server, connect(server) as sock:
+        sock.sendall(sum_request("x", b"[1, 2]")[:-3])  # the last bytes never come
+        started = time.monotonic()
+        status, headers, body = read_response(sock)
+        assert status == 408 and headers["content-type"] == "application/json"
+        assert json.loads(body)["detail"] == "The request's body did not arrive within 4 s."
+        assert 3.5 < time.monotonic() - started < 7
+        assert sock.recv(1) == b""  # closed
 
 
 def test_connections_over_the_workers_limit_get_503() -> None:
