@@ -654,11 +654,22 @@ class SumWorker(ASGIWorker):
             protocol.worker_stopping()
 
     async def _shutdown(self) -> None:
-        if not self._quick_shutdown:
-            await self._stop_accepting()
-            if self._connecting:
-                await asyncio.wait(list(self._connecting.values()))
-        await super()._shutdown()
+        # The master restarts a worker silent for GUNICORN_TIMEOUT, and still watches one that
+        # drains after reaching max_requests: the heartbeat goes on until it exits.
+        heartbeat = self.loop.create_task(self._notify_every_second())
+        try:
+            if not self._quick_shutdown:
+                await self._stop_accepting()
+                if self._connecting:
+                    await asyncio.wait(list(self._connecting.values()))
+            await super()._shutdown()
+        finally:
+            heartbeat.cancel()
+
+    async def _notify_every_second(self) -> None:
+        while True:
+            self.notify()
+            await asyncio.sleep(1.0)
 
 
 def _reason(status: int) -> str:

@@ -550,6 +550,29 @@ def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_t
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
 
+def test_a_recycled_worker_drains_for_longer_than_the_worker_timeout() -> None:
+    """The master restarts a worker silent for GUNICORN_TIMEOUT: a worker that reached
+    max_requests and drains a request for longer is not one of them, and answers it."""
+    env = {"GUNICORN_MAX_REQUESTS": "5", "GUNICORN_TIMEOUT": "2", "GUNICORN_GRACEFUL_TIMEOUT": "20"}
+    with LiveServer(workers=1, env=env) as server, connect(server) as sock:
+        request = sum_request(token(server), b"[1, 2]")
+        sock.sendall(request[:-3])
+        recycled = server.worker_pids()
+        for _ in range(5):  # up to its max_requests, announced by the last answer
+            answer = requests.get(server.url + "/healthz", timeout=10)
+            if answer.headers.get("Connection") == "close":
+                break
+        else:
+            pytest.fail("the worker did not reach max_requests")
+        time.sleep(4)  # twice the worker timeout, draining the request in hand
+        sock.sendall(request[-3:])
+        status, _, body = read_response(sock)
+        assert status == 200
+        assert json.loads(body)["sum"] == "3"
+        server.wait_for_workers(1, replacing=recycled)
+        assert "WORKER TIMEOUT" not in server.log()
+
+
 def test_an_idle_kept_alive_connection_does_not_hold_a_stop_for_its_keep_alive_timeout() -> None:
     """A connection idle between requests when SIGTERM comes gets the stop's 2 s wait, not
     what remains of a 30 s keep-alive timeout: the worker exits, and the master with it."""
