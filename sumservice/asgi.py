@@ -82,11 +82,8 @@ class BufferedWSGIApplication:
         return self._large_slots
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         if scope["type"] != "http":
-            return  # no WebSocket endpoint: gunicorn closes the connection
+            raise ValueError(f"An HTTP application, given a {scope['type']!r} scope.")
         slot = _LargeBodySlot(self)
         try:
             received = await self._receive_body(scope, receive, slot)
@@ -216,16 +213,6 @@ class BufferedWSGIApplication:
         ):
             encoded.append((b"content-length", str(len(content)).encode("latin-1")))
         return code, encoded, content
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.executor.shutdown(wait=True)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 def _large_buffer(size: int) -> mmap.mmap:

@@ -182,8 +182,10 @@ class SumProtocol(ASGIProtocol):
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
-        branch, with three changes, marked below. (The response that reaches max_requests
-        announces "Connection: close" itself: gunicorn's _will_close counts it.)"""
+        branch and its WebSocket one (the service has no WebSocket endpoint: an upgrade request
+        is answered as the plain HTTP request it also is), with three changes, marked below.
+        (The response that reaches max_requests announces "Connection: close" itself:
+        gunicorn's _will_close counts it.)"""
         cancelled = False
         try:
             peername = self.transport.get_extra_info("peername")
@@ -227,11 +229,6 @@ class SumProtocol(ASGIProtocol):
                 if self._h2c_upgrade_settings is not None:
                     await self._handle_h2c_upgrade(request)
                     break  # HTTP/2 takes over the connection
-
-                # Check for WebSocket upgrade
-                if request.may_upgrade() and self._is_websocket_upgrade(request):
-                    await self._handle_websocket(request, sockname, effective_peer)
-                    break  # WebSocket takes over the connection
 
                 # Bound the application calls left running on this
                 # connection before starting another one.

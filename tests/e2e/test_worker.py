@@ -217,6 +217,32 @@ def test_gunicorns_own_refusals_are_json(served: str, raw: bytes, status: int, r
     assert isinstance(body["detail"], str) and body["detail"]
 
 
+WEBSOCKET_UPGRADE = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "answer_starts"),
+    [
+        ("/healthz", 200, '{"status":"ok"}'),
+        ("/sum", 405, '{"detail":"Method \\"GET\\" not allowed."}'),
+        ("/ws", 404, '{"detail":"Not found: /ws.'),
+    ],
+)
+@BOTH_PARSERS
+def test_a_websocket_upgrade_is_answered_as_plain_http(
+    served: str, path: str, status: int, answer_starts: str, request
+) -> None:
+    raw = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{WEBSOCKET_UPGRADE}\r\n".encode()
+    answered, headers, answer = exchange(request.getfixturevalue(served), raw)
+    assert answered == status
+    assert json.dumps(answer, separators=(",", ":")).startswith(answer_starts)
+    assert headers["content-type"] == "application/json"
+    assert "upgrade" not in headers
+
+
 def test_a_head_that_takes_too_long_gets_408_and_the_connection_closes() -> None:
     with LiveServer(env={"GUNICORN_HEADER_TIMEOUT": "1"}) as server, connect(server) as sock:
         sock.sendall(b"POST /sum HTTP/1.1\r\nHost: x\r\n")  # and no more
