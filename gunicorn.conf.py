@@ -5,11 +5,12 @@ Every value comes from the environment (see docs/configuration.md), read here on
 
 import os
 
+from sumservice.environment import env_int, env_seconds, env_str
 from sumservice.worker import SumWorker, http_parser_in_use
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1)}"
 # Summing is CPU-bound, so workers are processes: gunicorn's rule of thumb, 2 per core + 1.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+workers = env_int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1, minimum=1)
 
 # gunicorn's asyncio worker (sumservice/worker.py): it reads requests in its event loop, so slow
 # and idle clients cost a socket, not a worker; the Django application runs on each whole
@@ -21,25 +22,25 @@ asgi_loop = "auto"
 asgi_lifespan = "off"
 # gunicorn_h1c (requirements-compiled.txt) parses requests in C where it is installed (auto);
 # `python` forces gunicorn's own parser, `fast` refuses to start without the C one.
-http_parser = os.environ.get("GUNICORN_HTTP_PARSER", "auto")
+http_parser = env_str("GUNICORN_HTTP_PARSER", "auto")
 
 # Connections one worker holds at most (idle, slow and busy alike); one more gets a JSON 503.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+worker_connections = env_int("GUNICORN_WORKER_CONNECTIONS", 1000, minimum=1)
 # Seconds an idle kept-alive connection stays open for its next request.
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+keepalive = env_int("GUNICORN_KEEPALIVE", 5)
 # Seconds a new connection has to send its whole request head, and a request to send its whole
 # body once its head is in; past them it gets a JSON 408 and is closed. 0 turns one off.
-SumWorker.header_timeout = float(os.environ.get("GUNICORN_HEADER_TIMEOUT", "10"))
-SumWorker.body_timeout = float(os.environ.get("GUNICORN_BODY_TIMEOUT", "60"))
+SumWorker.header_timeout = env_seconds("GUNICORN_HEADER_TIMEOUT", 10)
+SumWorker.body_timeout = env_seconds("GUNICORN_BODY_TIMEOUT", 60)
 
-# A worker whose event loop is stuck past this is restarted (the largest body sums in well under
-# a second, in a thread that leaves the loop free).
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# A worker whose event loop is stuck past this is restarted. A large body is summed in a thread,
+# which leaves the loop, and its heartbeat, free however long the summing takes.
+timeout = env_int("GUNICORN_TIMEOUT", 30)
 # On SIGTERM (docker stop, a rolling update) the workers stop accepting, take what waits in the
 # listen queue, and answer every request on their connections within this many seconds.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 # Recycle workers now and then, staggered, so no slow leak can grow without bound.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 10000)
 max_requests_jitter = max_requests // 10
 
 # Gunicorn's runtime control socket sits at one path per user, which several instances on a host
@@ -50,9 +51,9 @@ control_socket_disable = True
 # (api/request_log.py), and a second line per request would cost every request its formatting.
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+loglevel = env_str("GUNICORN_LOG_LEVEL", "info")
 # Behind a proxy (nginx, a Kubernetes ingress) the client address comes from X-Forwarded-For.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
 def on_starting(server):

@@ -1,0 +1,59 @@
+"""The service's knobs, read from the environment one way everywhere: sumservice/settings.py
+reads Django's and the service's, gunicorn.conf.py gunicorn's.
+
+A variable set to nothing (or to spaces) counts as unset, as `${VAR:-}` in a Compose file leaves
+it, and gets the default. A value the knob cannot take stops the start with a message naming the
+variable, rather than a traceback about `int()` or a server that quietly does something else.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds, whole or not; never negative."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ImproperlyConfigured(f"{name} must be 0 or more seconds, got {raw}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]

@@ -1,0 +1,118 @@
+"""Reading knobs from the environment (sumservice/environment.py), and gunicorn.conf.py's
+knobs read through it."""
+
+from __future__ import annotations
+
+import runpy
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from sumservice.environment import env_bool, env_int, env_list, env_seconds, env_str
+from tests.liveserver import ROOT
+
+
+@pytest.mark.parametrize("raw", [None, "", "   "])
+def test_unset_or_empty_gives_the_default(monkeypatch, raw: str | None) -> None:
+    if raw is None:
+        monkeypatch.delenv("KNOB", raising=False)
+    else:
+        monkeypatch.setenv("KNOB", raw)
+    assert env_str("KNOB", "dflt") == "dflt"
+    assert env_int("KNOB", 7) == 7
+    assert env_seconds("KNOB", 2.5) == 2.5
+    assert env_bool("KNOB", True) is True
+    assert env_list("KNOB", "a, b") == ["a", "b"]
+
+
+def test_values_are_read_trimmed(monkeypatch) -> None:
+    monkeypatch.setenv("KNOB", " 12 ")
+    assert (env_str("KNOB", ""), env_int("KNOB", 0), env_seconds("KNOB", 0)) == ("12", 12, 12.0)
+    monkeypatch.setenv("KNOB", " Off ")
+    assert env_bool("KNOB", True) is False
+    monkeypatch.setenv("KNOB", " a ,, b,")
+    assert env_list("KNOB", "") == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("read", "raw", "message"),
+    [
+        (lambda: env_int("KNOB", 1), "ten", "KNOB must be an integer, got 'ten'"),
+        (lambda: env_int("KNOB", 1), "1.5", "KNOB must be an integer, got '1.5'"),
+        (lambda: env_int("KNOB", 1, minimum=1), "0", "KNOB must be at least 1, got 0"),
+        (lambda: env_int("KNOB", 1), "-3", "KNOB must be at least 0, got -3"),
+        (lambda: env_seconds("KNOB", 1), "soon", "KNOB must be a number of seconds, got 'soon'"),
+        (lambda: env_seconds("KNOB", 1), "-1", "KNOB must be 0 or more seconds, got -1"),
+        (lambda: env_seconds("KNOB", 1), "inf", "KNOB must be 0 or more seconds, got inf"),
+        (lambda: env_seconds("KNOB", 1), "nan", "KNOB must be 0 or more seconds, got nan"),
+        (lambda: env_bool("KNOB", True), "maybe", "KNOB must be true or false, got 'maybe'"),
+    ],
+)
+def test_a_value_the_knob_cannot_take_stops_the_start_naming_it(
+    monkeypatch, read, raw: str, message: str
+) -> None:
+    monkeypatch.setenv("KNOB", raw)
+    with pytest.raises(ImproperlyConfigured) as refused:
+        read()
+    assert str(refused.value) == message
+
+
+def test_env_seconds_takes_fractions_and_zero(monkeypatch) -> None:
+    monkeypatch.setenv("KNOB", "0.25")
+    assert env_seconds("KNOB", 9) == 0.25
+    monkeypatch.setenv("KNOB", "0")
+    assert env_seconds("KNOB", 9) == 0
+
+
+GUNICORN_KNOBS = [
+    "HOST",
+    "PORT",
+    "WEB_CONCURRENCY",
+    "GUNICORN_HTTP_PARSER",
+    "GUNICORN_WORKER_CONNECTIONS",
+    "GUNICORN_KEEPALIVE",
+    "GUNICORN_HEADER_TIMEOUT",
+    "GUNICORN_BODY_TIMEOUT",
+    "GUNICORN_TIMEOUT",
+    "GUNICORN_GRACEFUL_TIMEOUT",
+    "GUNICORN_MAX_REQUESTS",
+    "GUNICORN_LOG_LEVEL",
+    "FORWARDED_ALLOW_IPS",
+]
+
+
+def gunicorn_config() -> dict:
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_gunicorn_knobs_set_to_nothing_get_their_defaults(monkeypatch) -> None:
+    for name in GUNICORN_KNOBS:
+        monkeypatch.delenv(name, raising=False)
+    defaults = gunicorn_config()
+    for name in GUNICORN_KNOBS:
+        monkeypatch.setenv(name, "")  # as ${VAR:-} leaves it
+    emptied = gunicorn_config()
+    keys = ["bind", "workers", "http_parser", "worker_connections", "keepalive", "timeout"]
+    keys += ["graceful_timeout", "max_requests", "loglevel", "forwarded_allow_ips"]
+    assert {key: emptied[key] for key in keys} == {key: defaults[key] for key in keys}
+    assert emptied["bind"] == "127.0.0.1:8000"  # never every interface
+    worker = emptied["SumWorker"]
+    assert (worker.header_timeout, worker.body_timeout) == (10, 60)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("GUNICORN_WORKER_CONNECTIONS", "0", "must be at least 1, got 0"),
+        ("WEB_CONCURRENCY", "0", "must be at least 1, got 0"),
+        ("PORT", "http", "must be an integer, got 'http'"),
+        ("GUNICORN_TIMEOUT", "-1", "must be at least 0, got -1"),
+        ("GUNICORN_BODY_TIMEOUT", "1m", "must be a number of seconds, got '1m'"),
+    ],
+)
+def test_a_gunicorn_knob_it_cannot_take_stops_the_start(
+    monkeypatch, name: str, raw: str, message: str
+) -> None:
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ImproperlyConfigured, match=f"^{name} {message}$"):
+        gunicorn_config()
