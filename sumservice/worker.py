@@ -26,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import json
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 from http import HTTPStatus
@@ -481,6 +483,30 @@ def tune_malloc() -> bool:
     return bool(trim and mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD))
 
 
+# Files a worker has open besides its connections: listeners, logs, the event loop's, the metrics
+# files, the rate limits' Redis connection. Allowed for on top of worker_connections.
+OTHER_OPEN_FILES = 128
+
+
+def raise_open_files_limit(connections: int) -> int:
+    """Raise this process's soft limit on open files (RLIMIT_NOFILE) towards what `connections`
+    need, within the hard limit; returns the limit now in force. Containers often start with a
+    soft limit of 1024, under what the default 1000 connections and the rest need."""
+    wanted = connections + OTHER_OPEN_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if raised > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    return raised
+
+
+# accept()'s errors that leave the connection in the listen queue and the listener readable:
+# accepting again at once would spin. asyncio's own server waits a second, as does this one.
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_RETRY_SECONDS = 1.0
+
 # The signals gunicorn's asyncio worker handles in its event loop.
 LOOP_SIGNALS = frozenset(
     {signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGWINCH, signal.SIGABRT}
@@ -516,6 +542,14 @@ class SumWorker(ASGIWorker):
         # never stop this worker. They are held from here until the loop runs (_serve).
         signal.pthread_sigmask(signal.SIG_BLOCK, LOOP_SIGNALS)
         tune_malloc()  # this worker's heap, from its fork on
+        open_files = raise_open_files_limit(self.worker_connections)
+        if open_files < self.worker_connections + OTHER_OPEN_FILES:
+            self.log.warning(
+                "Workers may open %d files (the hard limit), fewer than %d connections need:"
+                " connections past that wait in the listen queue.",
+                open_files,
+                self.worker_connections,
+            )
         super().init_process()
 
     async def _serve(self) -> None:
@@ -563,7 +597,11 @@ class SumWorker(ASGIWorker):
         self._deferred = False
         try:
             connection, _ = listener.accept()
-        except OSError:  # taken by another worker (EAGAIN), or aborted by the client
+        except OSError as error:  # taken by another worker (EAGAIN), or aborted by the client
+            if error.errno in ACCEPT_RESOURCE_ERRORS:
+                self.log.error("Cannot accept a connection: %s; next try in 1 s.", error.strerror)
+                self.loop.remove_reader(listener)
+                self.loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting, listener)
             return
         self._take(connection)
 

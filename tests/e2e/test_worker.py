@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -28,10 +29,12 @@ from gunicorn.config import Config
 
 from api.summing import canonical_sum
 from bench.documents import document
+from bench.run import cpu_seconds
 from bench.serving import wrk
 from sumservice.worker import (
     COUNTS,
     MOVE_INTERVAL_SECONDS,
+    OTHER_OPEN_FILES,
     STOP_KEEPALIVE_LINGER,
     ConnectionCounts,
     SumWorker,
@@ -303,6 +306,61 @@ def wait_until_every_worker_serves(server: LiveServer, workers: int, timeout: fl
             return
         assert time.monotonic() < deadline, f"{len(serving)} of {workers} workers serve"
         time.sleep(0.05)
+
+
+def gunicorn_with_open_files(soft: int, hard: int) -> list[str]:
+    return [
+        *("prlimit", f"--nofile={soft}:{hard}", "--"),
+        *(sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"),
+    ]
+
+
+def test_a_worker_raises_its_open_files_limit_for_its_connections() -> None:
+    command = gunicorn_with_open_files(64, 4096)
+    with LiveServer(workers=1, command=command) as server:
+        (worker,) = server.worker_pids()
+        assert open_files_limit(worker) == (1000 + OTHER_OPEN_FILES, 4096)
+        assert "Workers may open" not in server.log()
+
+
+def test_a_worker_out_of_open_files_waits_for_them_rather_than_spinning() -> None:
+    with LiveServer(workers=1, command=gunicorn_with_open_files(64, 64)) as server:
+        (worker,) = server.worker_pids()
+        assert open_files_limit(worker) == (64, 64)
+        held = [connect(server) for _ in range(80)]  # more than the worker can open
+        try:
+            time.sleep(0.5)
+            before = cpu_seconds(worker)
+            time.sleep(2)
+            spent = cpu_seconds(worker) - before
+        finally:
+            for sock in held:
+                sock.close()
+        assert spent < 0.5
+        log = server.log()
+        assert "Workers may open 64 files (the hard limit), fewer than 1000 connections" in log
+        assert "Cannot accept a connection: Too many open files; next try in 1 s." in log
+        deadline = time.monotonic() + 10
+        while not probe_answers(server):  # once the worker's files are free again
+            assert time.monotonic() < deadline, "no answer 10 s after the files were freed"
+            time.sleep(0.2)
+
+
+def open_files_limit(pid: int) -> tuple[int, int]:
+    line = next(
+        line
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines()
+        if line.startswith("Max open files")
+    )
+    soft, hard = line.split()[3:5]
+    return int(soft), int(hard)
+
+
+def probe_answers(server: LiveServer) -> bool:
+    try:
+        return requests.get(server.url + "/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_connections_are_spread_over_every_worker() -> None:
