@@ -158,7 +158,7 @@ class SumProtocol(ASGIProtocol):
         """What the connection holds that the application has not taken: as good as full
         once a request is whole, until the connection loop takes the next one (it resumes
         reading then). The next request's bytes wait in the socket meanwhile: gunicorn_h1c
-        keeps only 64 KiB of what follows a finished request, and gunicorn closes a
+        keeps only PIPELINED_BYTES of what follows a finished request, and gunicorn closes a
         connection that sent more, as a keep-alive client's next large body could be."""
         parser = self._callback_parser
         if parser is not None and parser.is_complete:
@@ -716,5 +716,9 @@ def _reason(status: int) -> str:
 
 def _sentence(message: str, status: int) -> str:
     """gunicorn's messages are terse ("Invalid HTTP Version", a header name...): say which
-    status they explain when they are empty."""
-    return message.strip() or f"{status} {_reason(status)}"
+    status they explain when they are empty, and what a bare transfer coding is about."""
+    message = message.strip()
+    if status == 501 and message and "transfer" not in message.lower():
+        # gunicorn's Python parser names only the transfer coding it does not know.
+        return f"Unsupported Transfer-Encoding: {message}. Send the body chunked or as it is."
+    return message or f"{status} {_reason(status)}"

@@ -220,6 +220,19 @@ def test_gunicorns_own_refusals_are_json(served: str, raw: bytes, status: int, r
     assert isinstance(body["detail"], str) and body["detail"]
 
 
+@pytest.mark.parametrize(("served", "status"), [("server", 400), ("python_parser_server", 501)])
+def test_a_transfer_coding_the_parser_does_not_know_is_refused_naming_it(
+    served: str, status: int, request
+) -> None:
+    # gunicorn_h1c refuses it as a malformed request; gunicorn's Python parser as one it does
+    # not implement (RFC 9112 section 6.1).
+    raw = b"POST /sum HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: br\r\n\r\n"
+    answered, headers, body = exchange(request.getfixturevalue(served), raw)
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    assert body["detail"].startswith("Unsupported Transfer-Encoding")
+
+
 WEBSOCKET_UPGRADE = (
     "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
