@@ -19,6 +19,7 @@ import asyncio
 import io
 import mmap
 import os
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,8 +37,8 @@ Buffer = bytearray | mmap.mmap
 Receive = Callable[[], Any]
 Send = Callable[[Message], Any]
 
-# A body over this size is received into a memory mapping and holds one of the worker's
-# large-body slots while it is received and answered: what a worker holds in bodies stays bounded.
+# A body over this size is received into a memory mapping, and the memory it takes counts in its
+# worker's large-body budget until it is answered: what a worker holds in bodies stays bounded.
 LARGE_BODY_BYTES = 64 * 1024
 
 # A chunked body past the large size moves to a mapping of at least this size, then doubles.
@@ -73,20 +74,16 @@ class BufferedWSGIApplication:
         self.large_body_bytes = large_body_bytes
         self.threads = threads
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="large-request")
-        self._large_slots: asyncio.Semaphore | None = None  # made in the worker's event loop
-
-    def large_slots(self) -> asyncio.Semaphore:
-        if self._large_slots is None:
-            # Twice the threads: one body being summed and the next being received, per thread.
-            self._large_slots = asyncio.Semaphore(2 * self.threads)
-        return self._large_slots
+        # Twice the threads' worth of the largest bodies: one being summed and the next being
+        # received, per thread, when they are that large; more of them when they are smaller.
+        self.large_bodies = LargeBodyBudget(2 * threads * _huge_pages(max_body_bytes))
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"An HTTP application, given a {scope['type']!r} scope.")
-        slot = _LargeBodySlot(self)
+        claim = BodyClaim()
         try:
-            received = await self._receive_body(scope, receive, slot)
+            received = await self._receive_body(scope, receive, claim)
             if received is None:
                 return  # the client went away
             buffer, length = received
@@ -114,12 +111,12 @@ class BufferedWSGIApplication:
             # unmapped in the executor's thread, it made the next one's huge page slower to
             # fault in (docs/performance.md, "The body's mapping, let go in the loop").
             buffer = None
-            slot.release()
+            self.large_bodies.give_back(claim)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
     async def _receive_body(
-        self, scope: dict, receive: Receive, slot: _LargeBodySlot
+        self, scope: dict, receive: Receive, claim: BodyClaim
     ) -> tuple[Buffer, int] | None:
         """A buffer that starts with the body (empty when over the limit), and the body's
         length; None if the client left."""
@@ -129,35 +126,37 @@ class BufferedWSGIApplication:
             return bytearray(), declared
         buffer: Buffer = bytearray()  # chunked: grown as it comes
         if declared is not None and declared <= self.max_body_bytes:
-            # The size is known: the buffer is made once, at that size, and filled in place.
+            # The size is known: the buffer is made once, at that size, and filled in place (a
+            # mapping's pages take memory only as they are filled).
             if declared > self.large_body_bytes:
-                await slot.acquire()
                 buffer = _large_buffer(declared)
             else:
                 buffer = bytearray(declared)
         length = 0
         while True:
-            if length > self.large_body_bytes:
-                # Past the large size, a body waits for one of the worker's few large-body
-                # slots: what the worker holds in bodies stays bounded, however many clients
-                # send large ones (gunicorn stops reading a socket whose bytes wait).
-                await slot.acquire()
             message = await receive()
             if message["type"] != "http.request":
                 return None
             chunk = message.get("body", b"")
             end = length + len(chunk)
             if end <= self.max_body_bytes:
+                if end > self.large_body_bytes and _huge_pages(end) > claim.taken:
+                    # The memory the body now fills waits for room in the worker's budget: a
+                    # client holds what it has sent, however slowly, and no more (gunicorn
+                    # stops reading a socket whose bytes wait).
+                    await self.large_bodies.take(claim, _huge_pages(end))
                 if end > len(buffer):
                     buffer = self._grown(buffer, end)
                 buffer[length:end] = chunk
             elif len(buffer):
                 buffer = bytearray()  # over the limit: counted from now on, not kept
+                self.large_bodies.give_back(claim)
             length = end
             if length > _DRAIN_FACTOR * self.max_body_bytes or not message.get("more_body"):
                 break
         if length > self.max_body_bytes:
             return bytearray(), length
+        self.large_bodies.whole(claim)
         return buffer, length
 
     def _grown(self, buffer: Buffer, size: int) -> Buffer:
@@ -274,24 +273,78 @@ class _BodyStream(io.RawIOBase):
         super().close()
 
 
-class _LargeBodySlot:
-    """One request's claim on a large-body slot, taken at most once and given back once."""
+class BodyClaim:
+    """The memory one request's body holds in its worker's large-body budget."""
 
-    __slots__ = ("app", "held")
+    __slots__ = ("taken", "whole")
 
-    def __init__(self, app: BufferedWSGIApplication) -> None:
-        self.app = app
-        self.held = False
+    def __init__(self) -> None:
+        self.taken = 0
+        self.whole = False  # received in full: its memory comes back once it is answered
 
-    async def acquire(self) -> None:
-        if not self.held:
-            await self.app.large_slots().acquire()
-            self.held = True
 
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.app.large_slots().release()
+class LargeBodyBudget:
+    """The memory a worker's large bodies hold at once, received or being answered, bounded.
+
+    A body takes memory as it arrives (in whole huge pages, as it fills them), so a client that
+    sends its body slowly holds what it has sent and no more; past the budget, a body waits for
+    memory given back by one answered, in turn. When no body is whole (so none will give memory
+    back) and bodies wait, the first of them goes past the budget and on to its end: a worker
+    holds at most the budget and one body more.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.answering = 0  # whole bodies, each to give its memory back
+        self.overdrawing: BodyClaim | None = None
+        self._waiting: deque[tuple[BodyClaim, int, asyncio.Future]] = deque()
+
+    async def take(self, claim: BodyClaim, total: int) -> None:
+        """Wait until `claim` may hold `total` bytes in all."""
+        needed = total - claim.taken
+        if claim is self.overdrawing or (not self._waiting and self.held + needed <= self.limit):
+            self._grant(claim, needed)
+            return
+        granted = asyncio.get_running_loop().create_future()
+        self._waiting.append((claim, needed, granted))
+        self._let_in()
+        await granted  # cancelled (the client left): _let_in passes over it
+
+    def whole(self, claim: BodyClaim) -> None:
+        if claim.taken and not claim.whole:
+            claim.whole = True
+            self.answering += 1
+        if claim is self.overdrawing:
+            self.overdrawing = None
+
+    def give_back(self, claim: BodyClaim) -> None:
+        self.held -= claim.taken
+        claim.taken = 0
+        if claim.whole:
+            claim.whole = False
+            self.answering -= 1
+        if claim is self.overdrawing:
+            self.overdrawing = None
+        self._let_in()
+
+    def _grant(self, claim: BodyClaim, needed: int) -> None:
+        self.held += needed
+        claim.taken += needed
+
+    def _let_in(self) -> None:
+        while self._waiting:
+            claim, needed, granted = self._waiting[0]
+            if granted.done():
+                self._waiting.popleft()
+                continue
+            if self.held + needed > self.limit:
+                if self.answering or self.overdrawing is not None:
+                    return  # memory will come back, or a body is on its way past the budget
+                self.overdrawing = claim
+            self._waiting.popleft()
+            self._grant(claim, needed)
+            granted.set_result(None)
 
 
 def _declared_length(scope: dict) -> int | None:

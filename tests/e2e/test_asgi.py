@@ -16,8 +16,8 @@ import requests
 
 from api.parsers import RECEIVED_BODY
 from sumservice import asgi
-from sumservice.asgi import BufferedWSGIApplication
-from tests.e2e.clients import token
+from sumservice.asgi import BodyClaim, BufferedWSGIApplication, LargeBodyBudget
+from tests.e2e.clients import connect, sum_request, token
 from tests.liveserver import LiveServer
 
 MIB = 1024 * 1024
@@ -70,6 +70,32 @@ def test_a_large_body_is_answered_beside_small_ones(server: LiveServer) -> None:
     answer = post_sum(server, b"[" + numbers + b"]")
     assert answer.status_code == 200
     assert answer.json()["sum"] == str(sum(range(200_000)))
+
+
+def test_clients_sending_large_bodies_slowly_hold_up_no_other_large_body(
+    server: LiveServer,
+) -> None:
+    """Eight clients declare a 1 MiB body each and send 100 kB of it. Were each to hold a share
+    of the worker's memory for its whole body, as soon as it began, they would hold it all, and
+    every other large body would wait for their body timeout."""
+    numbers = b",".join(b"%d" % n for n in range(170_000))
+    body = b"[" + numbers + b"]"
+    assert len(body) > MIB
+    stalled = []
+    try:
+        for _ in range(8):
+            sock = connect(server)
+            request = sum_request(token(server), body)
+            sock.sendall(request[: len(request) - len(body) + 100_000])
+            stalled.append(sock)
+        for _ in range(3):
+            answer = post_sum(server, body)
+            assert answer.status_code == 200
+            assert answer.json()["sum"] == str(sum(range(170_000)))
+            assert answer.elapsed.total_seconds() < 5
+    finally:
+        for sock in stalled:
+            sock.close()
 
 
 # --- in process: the bridge alone, given what gunicorn's receive hands over ---------------------
@@ -153,7 +179,7 @@ def test_the_body_is_let_go_once_answered(size: int) -> None:
     ("size", "buffer", "thread"),
     [
         (20, "bytearray", "MainThread"),  # small
-        (100, "mmap", "MainThread"),  # large (a mapping, a large-body slot), yet inline
+        (100, "mmap", "MainThread"),  # large (a mapping, in the large-body budget), yet inline
         (128, "mmap", "MainThread"),  # at the inline size
         (129, "mmap", "large-request_0"),  # past it
     ],
@@ -161,8 +187,8 @@ def test_the_body_is_let_go_once_answered(size: int) -> None:
 def test_a_body_runs_in_the_event_loop_up_to_the_inline_size(
     size: int, buffer: str, thread: str
 ) -> None:
-    """The inline size (where the application runs) and the large size (which buffer, and a
-    large-body slot) are two settings."""
+    """The inline size (where the application runs) and the large size (which buffer, counted
+    in the large-body budget) are two settings."""
     ran: list[tuple[str, str]] = []
 
     def wsgi(environ: dict, start_response):
@@ -260,3 +286,89 @@ def test_a_client_that_leaves_mid_body_gets_no_answer(chunked: bool) -> None:
     chunks = [b"[1,", b"2]"] * 40
     sent = serve(lambda environ, _: called.append(environ), chunks, chunked=chunked, left_after=30)
     assert sent == [] and called == []
+
+
+# --- the large-body budget ----------------------------------------------------------------------
+
+
+def run_budget(steps) -> None:
+    """Run `steps(budget)`, a coroutine function, on a budget of 10 bytes."""
+    asyncio.run(steps(LargeBodyBudget(10)))
+
+
+async def waiting(budget: LargeBodyBudget, claim: BodyClaim, total: int) -> asyncio.Task:
+    """`claim` asking for `total` bytes in all, in a task of its own, run until it waits."""
+    task = asyncio.get_running_loop().create_task(budget.take(claim, total))
+    await asyncio.sleep(0)
+    return task
+
+
+def test_bodies_take_memory_as_they_fill_it_within_the_budget() -> None:
+    async def steps(budget: LargeBodyBudget) -> None:
+        first, second = BodyClaim(), BodyClaim()
+        await budget.take(first, 4)
+        await budget.take(first, 6)  # the same body, grown: 2 more
+        await budget.take(second, 4)
+        assert (first.taken, second.taken, budget.held) == (6, 4, 10)
+        budget.whole(first)
+        budget.give_back(first)
+        assert budget.held == 4
+
+    run_budget(steps)
+
+
+def test_past_the_budget_a_body_waits_for_one_answered_and_bodies_go_in_turn() -> None:
+    async def steps(budget: LargeBodyBudget) -> None:
+        answered, receiving = BodyClaim(), BodyClaim()
+        await budget.take(answered, 6)
+        budget.whole(answered)
+        await budget.take(receiving, 3)
+        first = await waiting(budget, BodyClaim(), 4)
+        second = await waiting(budget, BodyClaim(), 1)  # would fit, but waits its turn
+        assert not first.done() and not second.done()
+        budget.give_back(answered)
+        await asyncio.sleep(0)
+        assert first.done() and second.done()
+        assert budget.held == 3 + 4 + 1
+
+    run_budget(steps)
+
+
+def test_when_no_body_is_whole_the_first_waiting_goes_past_the_budget_alone() -> None:
+    async def steps(budget: LargeBodyBudget) -> None:
+        holding = BodyClaim()
+        await budget.take(holding, 8)  # its client then sends nothing more
+        first, second = BodyClaim(), BodyClaim()
+        first_task = await waiting(budget, first, 4)
+        second_task = await waiting(budget, second, 4)
+        assert first_task.done() and not second_task.done()
+        assert budget.overdrawing is first
+        await budget.take(first, 12)  # on to its end, past the budget
+        assert budget.held == 20
+        budget.whole(first)  # whole: its memory comes back once answered
+        await asyncio.sleep(0)
+        assert not second_task.done()
+        budget.give_back(first)
+        await asyncio.sleep(0)
+        # The slow one still holds 8, and no body is whole: the next goes past in its turn.
+        assert second_task.done() and budget.overdrawing is second
+        assert budget.held == 8 + 4
+
+    run_budget(steps)
+
+
+def test_a_body_whose_client_left_while_waiting_is_passed_over() -> None:
+    async def steps(budget: LargeBodyBudget) -> None:
+        answered = BodyClaim()
+        await budget.take(answered, 10)
+        budget.whole(answered)
+        left, next_one = BodyClaim(), BodyClaim()
+        left_task = await waiting(budget, left, 4)
+        next_task = await waiting(budget, next_one, 4)
+        left_task.cancel()
+        budget.give_back(answered)
+        await asyncio.sleep(0)
+        assert left_task.cancelled() and next_task.done()
+        assert (left.taken, next_one.taken, budget.held) == (0, 4, 4)
+
+    run_budget(steps)
