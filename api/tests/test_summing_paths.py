@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import sys
+import threading
 from fractions import Fraction
 from unittest import mock
 
@@ -203,3 +204,32 @@ def test_repeated_key_after_batches_were_added() -> None:
     document = '[{"x": 1}, {"x": 2}, {"x": 3}, {"x": 4}, {"a": 10, "a": 20}, 5]'
     with tiny_pieces_and_batches():
         assert canonical_sum(document) == "35"
+
+
+@pytest.mark.parametrize(
+    ("size", "overlapped"),
+    [(summing.PYTHON_PATH_ALONE_BYTES + 1, False), (summing.PYTHON_PATH_ALONE_BYTES, True)],
+)
+def test_large_documents_take_the_python_path_one_at_a_time(size: int, overlapped: bool) -> None:
+    """It holds the GIL throughout: two large ones at once would take twice the memory for no
+    gain. Smaller ones go at once (a server's event loop sums those, and must not wait)."""
+    inside: list[int] = []
+    most_at_once: list[int] = []
+    entered = threading.Barrier(2, timeout=0.5)
+
+    def python_sum(document, max_number_length, max_exponent) -> str:
+        inside.append(1)
+        most_at_once.append(len(inside))
+        with contextlib.suppress(threading.BrokenBarrierError):
+            entered.wait()  # the other, if it may come in meanwhile
+        inside.pop()
+        return "0"
+
+    document = b'{"a": 1, "a": 2}'.ljust(size)  # a repeated key: the Python path's
+    with mock.patch.object(summing, "_python_sum", python_sum):
+        threads = [threading.Thread(target=canonical_sum, args=(document,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert max(most_at_once) == (2 if overlapped else 1)
