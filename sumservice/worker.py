@@ -33,8 +33,10 @@ import os
 import resource
 import signal
 import socket
+import ssl
 from http import HTTPStatus
 
+from gunicorn import sock as gunicorn_sock
 from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
 from gunicorn.asgi.protocol import ASGIProtocol, BodyReceiver
 from gunicorn.workers.gasgi import ASGIWorker
@@ -42,6 +44,10 @@ from gunicorn.workers.gasgi import ASGIWorker
 # How long a stopping worker keeps an idle kept-alive connection open for a request the client
 # may be sending already (gunicorn's gthread worker does the same).
 STOP_KEEPALIVE_LINGER = 2.0
+
+# How long a TLS connection being closed waits for the client's close_notify. asyncio's and
+# uvloop's 30 s kept a closed connection counted that long, and a graceful stop waiting for it.
+TLS_SHUTDOWN_SECONDS = 2.0
 
 # What gunicorn_h1c keeps of the bytes that follow a finished request (a pipelined request),
 # instead of its 64 KiB: gunicorn closes a connection that sent more. Reading pauses while a
@@ -535,6 +541,7 @@ class SumWorker(ASGIWorker):
     _stop_requested: asyncio.Event | None = None
     protocols: set[SumProtocol]  # the connections set up, until they close
     _next_move_at = 0.0  # loop time before which no connection is closed to even out workers
+    _tls: ssl.SSLContext | None = None
 
     def init_process(self) -> None:
         # uvloop sees a signal only while its loop runs, and loses one that comes before (between
@@ -542,6 +549,16 @@ class SumWorker(ASGIWorker):
         # never stop this worker. They are held from here until the loop runs (_serve).
         signal.pthread_sigmask(signal.SIG_BLOCK, LOOP_SIGNALS)
         tune_malloc()  # this worker's heap, from its fork on
+        if self.cfg.is_ssl:
+            # gunicorn's TLS settings (--certfile, --keyfile...), as its own workers read them.
+            # Made here, a certificate that cannot be loaded stops the start, where gunicorn's
+            # asyncio worker would log it and serve plain HTTP.
+            try:
+                self._tls = gunicorn_sock.ssl_context(self.cfg)
+            except OSError as error:  # ssl.SSLError among them
+                files = (self.cfg.certfile, self.cfg.keyfile)
+                self.log.error("Cannot serve TLS with %s and %s: %s", *files, error)
+                raise
         open_files = raise_open_files_limit(self.worker_connections)
         if open_files < self.worker_connections + OTHER_OPEN_FILES:
             self.log.warning(
@@ -648,8 +665,17 @@ class SumWorker(ASGIWorker):
         drop it unanswered."""
         connection.setblocking(False)
         protocol = SumProtocol(self)
+        tls = {}
+        if self._tls is not None:
+            # The handshake comes before the request's head, and has as long as the head does.
+            handshake = self.header_timeout or None
+            tls = {
+                "ssl": self._tls,
+                "ssl_handshake_timeout": handshake,
+                "ssl_shutdown_timeout": TLS_SHUTDOWN_SECONDS,
+            }
         task = self.loop.create_task(
-            self.loop.connect_accepted_socket(lambda: protocol, connection)
+            self.loop.connect_accepted_socket(lambda: protocol, connection, **tls)
         )
         self._connecting[protocol] = task
         task.add_done_callback(lambda _: self._set_up_ended(protocol))

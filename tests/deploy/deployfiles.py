@@ -4,6 +4,7 @@
 - `build_context`: the files `docker build .` sends, after `.dockerignore`.
 - `compose_environment`: a Compose service's environment with `${VAR:-default}` resolved.
 - `render_nginx_conf`: deploy/nginx.conf with loopback addresses and paths of the test's own.
+- `make_tls_files`: the self-signed certificate and key deploy/make-keys.sh makes.
 
 Each understands the subset of its format that the project's files use, and says so loudly
 (an AssertionError naming the line) when it meets more, rather than guessing.
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,3 +272,12 @@ def render_nginx_conf(
     if user:
         conf = f"user {user};\n" + conf
     return conf
+
+
+def make_tls_files(folder: Path) -> tuple[Path, Path]:
+    """The self-signed certificate and key deploy/make-keys.sh makes for Compose."""
+    made = subprocess.run(
+        [str(DEPLOY / "make-keys.sh"), str(folder)], capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    return folder / "tls-cert.pem", folder / "tls-key.pem"

@@ -31,7 +31,7 @@ import pytest
 import requests
 import yaml
 
-from tests.deploy.deployfiles import DEPLOY, compose_environment, render_nginx_conf
+from tests.deploy.deployfiles import DEPLOY, compose_environment, make_tls_files, render_nginx_conf
 from tests.forge import unverified_part
 from tests.liveserver import LiveServer, free_port, stop_together
 from tests.redisserver import RedisServer
@@ -59,15 +59,6 @@ class Nginx:
 
     def error_log(self) -> str:
         return (self.prefix / "error.log").read_text(errors="replace")
-
-
-def make_tls_files(folder: Path) -> tuple[Path, Path]:
-    """The self-signed certificate and key deploy/make-keys.sh makes for Compose."""
-    made = subprocess.run(
-        [str(DEPLOY / "make-keys.sh"), str(folder)], capture_output=True, text=True, timeout=60
-    )
-    assert made.returncode == 0, made.stderr
-    return folder / "tls-cert.pem", folder / "tls-key.pem"
 
 
 def start_nginx(prefix: Path, upstream_ports: list[int], read_timeout: str | None = None) -> Nginx:

@@ -36,10 +36,12 @@ from sumservice.worker import (
     MOVE_INTERVAL_SECONDS,
     OTHER_OPEN_FILES,
     STOP_KEEPALIVE_LINGER,
+    TLS_SHUTDOWN_SECONDS,
     ConnectionCounts,
     SumWorker,
     tune_malloc,
 )
+from tests.deploy.deployfiles import make_tls_files
 from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
 from tests.liveserver import ROOT, LiveServer
 from tests.utils import request_log
@@ -293,6 +295,39 @@ def test_a_body_that_stops_arriving_gets_408_at_the_body_timeout() -> None:
         assert json.loads(body)["detail"] == "The request's body did not arrive within 4 s."
         assert 3.5 < time.monotonic() - started < 7
         assert sock.recv(1) == b""  # closed
+
+
+def test_gunicorns_tls_settings_serve_https(tmp_path) -> None:
+    certificate, key = make_tls_files(tmp_path)
+    with LiveServer(workers=1, tls=(certificate, key)) as server:
+        access_token = requests.post(
+            server.url + "/auth", json={"username": "a", "password": "b"}, verify=server.verify
+        ).json()["access_token"]
+        answer = requests.post(
+            server.url + "/sum",
+            data=b"[1, 2, 3, 4]",
+            headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"},
+            verify=server.verify,
+        )
+        assert answer.status_code == 200 and answer.json()["sum"] == "10"
+        with connect(server) as sock:  # plain HTTP to the TLS port: no answer, and no harm
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(1024) == b""
+        assert requests.get(server.url + "/healthz", verify=server.verify).status_code == 200
+        # Its clients gone, the stop waits for no TLS goodbye (asyncio's: 30 s).
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < STOP_KEEPALIVE_LINGER + TLS_SHUTDOWN_SECONDS + 1
+
+
+def test_a_tls_key_that_cannot_be_loaded_stops_the_start(tmp_path) -> None:
+    certificate, key = make_tls_files(tmp_path)
+    key.write_text("not a key\n")
+    server = LiveServer(workers=1, tls=(certificate, key))
+    with pytest.raises(RuntimeError, match="gunicorn exited with"):
+        server.start()
+    assert f"Cannot serve TLS with {certificate} and {key}: [SSL] PEM lib" in server.log()
+    assert "Reason: Worker failed to boot." in server.log()
 
 
 def test_connections_over_the_workers_limit_get_503() -> None:
