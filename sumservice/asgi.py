@@ -82,6 +82,7 @@ class BufferedWSGIApplication:
         if scope["type"] != "http":
             raise ValueError(f"An HTTP application, given a {scope['type']!r} scope.")
         claim = BodyClaim()
+        summing: asyncio.Future | None = None
         try:
             received = await self._receive_body(scope, receive, claim)
             if received is None:
@@ -103,15 +104,19 @@ class BufferedWSGIApplication:
                 status, headers, content = self._run(environ)
             else:
                 loop = asyncio.get_running_loop()
-                status, headers, content = await loop.run_in_executor(
-                    self.executor, self._run, environ
-                )
+                summing = loop.run_in_executor(self.executor, self._run, environ)
+                # Shielded: a request cancelled (its client gone) leaves the thread reading its
+                # body until it answers, and the body's memory is given back only then.
+                status, headers, content = await asyncio.shield(summing)
         finally:
             # The body's buffer is let go here, in the loop's thread, which maps the next body:
             # unmapped in the executor's thread, it made the next one's huge page slower to
             # fault in (docs/performance.md, "The body's mapping, let go in the loop").
             buffer = None
-            self.large_bodies.give_back(claim)
+            if summing is not None and not summing.done():
+                summing.add_done_callback(lambda _: self.large_bodies.give_back(claim))
+            else:
+                self.large_bodies.give_back(claim)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
@@ -124,14 +129,14 @@ class BufferedWSGIApplication:
         if declared is not None and declared > _DRAIN_FACTOR * self.max_body_bytes:
             # Not worth reading: the connection is closed after the 413.
             return bytearray(), declared
+        # A body over the limit is counted, not kept (a chunked one, from where it passes it).
+        keep = declared is None or declared <= self.max_body_bytes
+        mapped = keep and declared is not None and declared > self.large_body_bytes
         buffer: Buffer = bytearray()  # chunked: grown as it comes
-        if declared is not None and declared <= self.max_body_bytes:
+        if keep and declared is not None:
             # The size is known: the buffer is made once, at that size, and filled in place (a
             # mapping's pages take memory only as they are filled).
-            if declared > self.large_body_bytes:
-                buffer = _large_buffer(declared)
-            else:
-                buffer = bytearray(declared)
+            buffer = _large_buffer(declared) if mapped else bytearray(declared)
         length = 0
         while True:
             message = await receive()
@@ -139,17 +144,19 @@ class BufferedWSGIApplication:
                 return None
             chunk = message.get("body", b"")
             end = length + len(chunk)
-            if end <= self.max_body_bytes:
-                if end > self.large_body_bytes and _huge_pages(end) > claim.taken:
-                    # The memory the body now fills waits for room in the worker's budget: a
-                    # client holds what it has sent, however slowly, and no more (gunicorn
-                    # stops reading a socket whose bytes wait).
+            if keep and end <= self.max_body_bytes:
+                if (mapped or end > self.large_body_bytes) and _huge_pages(end) > claim.taken:
+                    # The memory of a mapping is taken page by page as the body fills it, and
+                    # waits for room in the worker's budget: a client holds what it has sent,
+                    # however slowly, and no more (gunicorn stops reading a socket whose bytes
+                    # wait).
                     await self.large_bodies.take(claim, _huge_pages(end))
                 if end > len(buffer):
                     buffer = self._grown(buffer, end)
                 buffer[length:end] = chunk
-            elif len(buffer):
-                buffer = bytearray()  # over the limit: counted from now on, not kept
+            elif keep:
+                keep = False
+                buffer = bytearray()  # past the limit
                 self.large_bodies.give_back(claim)
             length = end
             if length > _DRAIN_FACTOR * self.max_body_bytes or not message.get("more_body"):
@@ -288,9 +295,9 @@ class LargeBodyBudget:
 
     A body takes memory as it arrives (in whole huge pages, as it fills them), so a client that
     sends its body slowly holds what it has sent and no more; past the budget, a body waits for
-    memory given back by one answered, in turn. When no body is whole (so none will give memory
-    back) and bodies wait, the first of them goes past the budget and on to its end: a worker
-    holds at most the budget and one body more.
+    memory given back by one answered, in turn. When bodies wait and none is whole (being
+    answered, sure to give its memory back soon), the first of them goes past the budget and on
+    to its end: a worker holds at most the budget and one body more.
     """
 
     def __init__(self, limit: int) -> None:

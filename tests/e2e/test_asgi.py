@@ -288,6 +288,83 @@ def test_a_client_that_leaves_mid_body_gets_no_answer(chunked: bool) -> None:
     assert sent == [] and called == []
 
 
+def bridge() -> BufferedWSGIApplication:
+    """A bridge with a 1 KiB limit, a 32-byte large size, and one thread."""
+    return BufferedWSGIApplication(
+        reader, max_body_bytes=1024, inline_body_bytes=32, large_body_bytes=32, threads=1
+    )
+
+
+def test_a_declared_large_body_takes_memory_from_its_first_byte() -> None:
+    """Its mapping's first page is filled by the first byte: the budget counts it then."""
+    app = bridge()
+    held: list[int] = []
+    messages = [{"type": "http.request", "body": b"[1,", "more_body": True}]
+
+    async def receive() -> dict:
+        held.append(app.large_bodies.held)
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    asyncio.run(app(http_scope([(b"content-length", b"100")]), receive, lambda m: None))
+    app.executor.shutdown()
+    assert held == [0, asgi._huge_pages(1)]  # the client then left
+    assert app.large_bodies.held == 0
+
+
+def test_a_body_declared_over_the_limit_is_counted_not_kept() -> None:
+    app = bridge()
+    held: list[int] = []
+    messages = [
+        {"type": "http.request", "body": b"[" + b"1" * 600, "more_body": True},
+        {"type": "http.request", "body": b"2" * 423 + b"]", "more_body": False},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        held.append(app.large_bodies.held)
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(http_scope([(b"content-length", b"1025")]), receive, send))
+    app.executor.shutdown()
+    assert held == [0, 0]
+    assert json.loads(sent[-1]["body"])["received"] == ""
+
+
+def test_a_body_whose_client_left_while_it_is_summed_is_held_until_the_thread_is_done() -> None:
+    """The thread still reads the body: its memory is not given back to others before."""
+    release = threading.Event()
+    app = BufferedWSGIApplication(
+        lambda environ, start_response: release.wait(5) and [],
+        max_body_bytes=1024,
+        inline_body_bytes=32,
+        large_body_bytes=32,
+        threads=1,
+    )
+    body = b"[" + b"1" * 98 + b"]"
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def steps() -> list[int]:
+        scope = http_scope([(b"content-length", b"100")])
+        request = asyncio.create_task(app(scope, receive, lambda m: None))
+        await asyncio.sleep(0.1)  # in the thread
+        request.cancel()
+        await asyncio.sleep(0.1)
+        seen = [app.large_bodies.held]
+        release.set()
+        await asyncio.sleep(0.2)
+        return [*seen, app.large_bodies.held]
+
+    held_then, held_after = asyncio.run(steps())
+    app.executor.shutdown()
+    assert (held_then, held_after) == (asgi._huge_pages(100), 0)
+
+
 # --- the large-body budget ----------------------------------------------------------------------
 
 
