@@ -494,17 +494,20 @@ def tune_malloc() -> bool:
 OTHER_OPEN_FILES = 128
 
 
-def raise_open_files_limit(connections: int) -> int:
-    """Raise this process's soft limit on open files (RLIMIT_NOFILE) towards what `connections`
-    need, within the hard limit; returns the limit now in force. Containers often start with a
+def raise_open_files_limit(wanted: int) -> int | None:
+    """Raise this process's soft limit on open files (RLIMIT_NOFILE) towards `wanted`, within
+    the hard limit; the limit now in force, None for no limit. Containers often start with a
     soft limit of 1024, under what the default 1000 connections and the rest need."""
-    wanted = connections + OTHER_OPEN_FILES
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= wanted:
-        return soft
+    if soft == resource.RLIM_INFINITY:
+        return None
     raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if raised > soft:
+    if raised <= soft:
+        return soft
+    try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    except (OSError, ValueError):  # refused (a sandbox): the limit stays as it was
+        return soft
     return raised
 
 
@@ -559,12 +562,14 @@ class SumWorker(ASGIWorker):
                 files = (self.cfg.certfile, self.cfg.keyfile)
                 self.log.error("Cannot serve TLS with %s and %s: %s", *files, error)
                 raise
-        open_files = raise_open_files_limit(self.worker_connections)
-        if open_files < self.worker_connections + OTHER_OPEN_FILES:
+        wanted = self.worker_connections + OTHER_OPEN_FILES
+        open_files = raise_open_files_limit(wanted)
+        if open_files is not None and open_files < wanted:
             self.log.warning(
-                "Workers may open %d files (the hard limit), fewer than %d connections need:"
-                " connections past that wait in the listen queue.",
+                "Workers may open %d files, fewer than the %d that %d connections and the rest"
+                " need: connections past that wait in the listen queue.",
                 open_files,
+                wanted,
                 self.worker_connections,
             )
         super().init_process()
@@ -667,7 +672,8 @@ class SumWorker(ASGIWorker):
         protocol = SumProtocol(self)
         tls = {}
         if self._tls is not None:
-            # The handshake comes before the request's head, and has as long as the head does.
+            # The handshake comes before the request's head, and has as long as the head does
+            # (None, where that is no limit: asyncio's 60 s).
             handshake = self.header_timeout or None
             tls = {
                 "ssl": self._tls,
@@ -678,12 +684,15 @@ class SumWorker(ASGIWorker):
             self.loop.connect_accepted_socket(lambda: protocol, connection, **tls)
         )
         self._connecting[protocol] = task
-        task.add_done_callback(lambda _: self._set_up_ended(protocol))
+        task.add_done_callback(lambda done: self._set_up_ended(protocol, done))
         self.publish_count()
 
-    def _set_up_ended(self, protocol: SumProtocol) -> None:
+    def _set_up_ended(self, protocol: SumProtocol, setting_up: asyncio.Task) -> None:
         if self._connecting.pop(protocol, None) is not None:  # failed before connection_made
             self.publish_count()
+        if not setting_up.cancelled() and setting_up.exception() is not None:
+            # A TLS handshake that failed (plain HTTP to the port, a scanner): the client's.
+            self.log.debug("Connection not set up: %r", setting_up.exception())
 
     def handle_exit_signal(self) -> None:
         """SIGTERM: stop accepting at once, not at the next heartbeat a second later (after a

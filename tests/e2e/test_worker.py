@@ -314,6 +314,7 @@ def test_gunicorns_tls_settings_serve_https(tmp_path) -> None:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert sock.recv(1024) == b""
         assert requests.get(server.url + "/healthz", verify=server.verify).status_code == 200
+        assert "Task exception was never retrieved" not in server.log()
         # Its clients gone, the stop waits for no TLS goodbye (asyncio's: 30 s).
         started = time.monotonic()
         server.stop()
@@ -326,7 +327,7 @@ def test_a_tls_key_that_cannot_be_loaded_stops_the_start(tmp_path) -> None:
     server = LiveServer(workers=1, tls=(certificate, key))
     with pytest.raises(RuntimeError, match="gunicorn exited with"):
         server.start()
-    assert f"Cannot serve TLS with {certificate} and {key}: [SSL] PEM lib" in server.log()
+    assert f"Cannot serve TLS with {certificate} and {key}: " in server.log()
     assert "Reason: Worker failed to boot." in server.log()
 
 
@@ -386,7 +387,7 @@ def test_a_worker_out_of_open_files_waits_for_them_rather_than_spinning() -> Non
                 sock.close()
         assert spent < 0.5
         log = server.log()
-        assert "Workers may open 64 files (the hard limit), fewer than 1000 connections" in log
+        assert f"Workers may open 64 files, fewer than the {1000 + OTHER_OPEN_FILES} that" in log
         assert "Cannot accept a connection: Too many open files; next try in 1 s." in log
         deadline = time.monotonic() + 10
         while not probe_answers(server):  # once the worker's files are free again
