@@ -42,7 +42,7 @@ from itertools import accumulate, compress, repeat
 from json.decoder import scanstring
 from operator import is_
 
-from api.limits import MAX_EXPONENT, MAX_NUMBER_LENGTH
+from api.limits import MAX_EXPONENT, MAX_NUMBER_LENGTH, PYTHON_PATH_ALONE_BYTES
 
 # What a document may be: UTF-8 in any C-contiguous buffer (the server's receive buffer is a
 # bytearray), or text.
@@ -63,9 +63,8 @@ _KERNEL_MAX_LIMIT = 1 << 20
 
 # The Python path holds the GIL throughout, so two large documents summed at once in a process
 # take as long as one after the other, and twice the memory (~460 MiB for 10 MiB of decimal
-# fractions): documents over this size take it one at a time. Smaller ones never wait (a server
-# sums those in its event loop, which must not wait behind a large one).
-PYTHON_PATH_ALONE_BYTES = 1024 * 1024
+# fractions): documents over PYTHON_PATH_ALONE_BYTES take it one at a time. Smaller ones never
+# wait (a server sums those in its event loop, which must not wait behind a large one).
 _python_path_alone = threading.Lock()
 
 # Addition in this context never rounds: a result that would is an error (Inexact is trapped),

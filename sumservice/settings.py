@@ -127,7 +127,9 @@ SUMSERVICE = {
     # worker's event loop; a larger one runs in one of the worker's threads for large requests,
     # so that the loop keeps answering the others meanwhile (a document that repeats a key is
     # summed by the Python path, ~0.2-0.35 s per MiB).
-    "INLINE_BODY_BYTES": env_int("SUMSERVICE_INLINE_BODY_BYTES", 64 * 1024),
+    "INLINE_BODY_BYTES": env_int(
+        "SUMSERVICE_INLINE_BODY_BYTES", 64 * 1024, maximum=limits.PYTHON_PATH_ALONE_BYTES
+    ),
     "LARGE_REQUEST_THREADS": env_int("SUMSERVICE_LARGE_REQUEST_THREADS", 2, minimum=1),
 }
 

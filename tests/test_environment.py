@@ -41,6 +41,7 @@ def test_values_are_read_trimmed(monkeypatch) -> None:
         (lambda: env_int("KNOB", 1), "1.5", "KNOB must be an integer, got '1.5'"),
         (lambda: env_int("KNOB", 1, minimum=1), "0", "KNOB must be at least 1, got 0"),
         (lambda: env_int("KNOB", 1), "-3", "KNOB must be at least 0, got -3"),
+        (lambda: env_int("KNOB", 1, maximum=9), "10", "KNOB must be at most 9, got 10"),
         (lambda: env_seconds("KNOB", 1), "soon", "KNOB must be a number of seconds, got 'soon'"),
         (lambda: env_seconds("KNOB", 1), "-1", "KNOB must be 0 or more seconds, got -1"),
         (lambda: env_seconds("KNOB", 1), "inf", "KNOB must be 0 or more seconds, got inf"),
