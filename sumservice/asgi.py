@@ -30,6 +30,7 @@ from django.conf import settings
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
 
 from api.parsers import RECEIVED_BODY  # noqa: E402
+from sumservice.worker import REFUSE_EXTENSION  # noqa: E402
 from sumservice.wsgi import application as wsgi_application  # noqa: E402
 
 Message = dict[str, Any]
@@ -44,6 +45,13 @@ LARGE_BODY_BYTES = 64 * 1024
 # A chunked body past the large size moves to a mapping of at least this size, then doubles.
 _FIRST_CHUNKED_MAPPING = 1 << 20
 _HUGE_PAGE = 2 << 20  # x86-64's and arm64's (4 KiB base pages) transparent huge page
+
+# While bodies wait for memory, one that holds some and has arrived slower than this since it
+# took it (its first seconds aside) is refused with 408, and its memory goes to those waiting: a
+# client that fills memory slowly would otherwise hold up the large bodies of every other.
+SLOW_BODY_BYTES_PER_SECOND = 32 * 1024
+SLOW_BODY_GRACE_SECONDS = 2.0
+_SLOW_BODY_CHECK_SECONDS = 0.5
 
 # A body over the limit is still read (and dropped) up to this many times the limit, so that the
 # client, still sending, gets the 413 rather than a reset; as BodySizeLimitMiddleware does.
@@ -81,7 +89,7 @@ class BufferedWSGIApplication:
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"An HTTP application, given a {scope['type']!r} scope.")
-        claim = BodyClaim()
+        claim = BodyClaim(scope.get("extensions", {}).get(REFUSE_EXTENSION))
         summing: asyncio.Future | None = None
         try:
             received = await self._receive_body(scope, receive, claim)
@@ -154,6 +162,7 @@ class BufferedWSGIApplication:
                 if end > len(buffer):
                     buffer = self._grown(buffer, end)
                 buffer[length:end] = chunk
+                claim.arrived = end
             elif keep:
                 keep = False
                 buffer = bytearray()  # past the limit
@@ -281,13 +290,20 @@ class _BodyStream(io.RawIOBase):
 
 
 class BodyClaim:
-    """The memory one request's body holds in its worker's large-body budget."""
+    """The memory one request's body holds in its worker's large-body budget, and how fast the
+    body comes."""
 
-    __slots__ = ("taken", "whole")
+    __slots__ = ("arrived", "refuse", "since", "taken", "waited", "whole")
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: Callable[[int, str], Any] | None = None) -> None:
         self.taken = 0
         self.whole = False  # received in full: its memory comes back once it is answered
+        self.arrived = 0  # bytes of the body received
+        self.since: float | None = None  # when it first took memory (the loop's clock)
+        self.waited = 0.0  # seconds it has waited for memory since: not its client's doing
+        # Answers the request with a status and a message, and closes its connection: the
+        # server's (REFUSE_EXTENSION); None where there is none.
+        self.refuse = refuse
 
 
 class LargeBodyBudget:
@@ -295,9 +311,11 @@ class LargeBodyBudget:
 
     A body takes memory as it arrives (in whole huge pages, as it fills them), so a client that
     sends its body slowly holds what it has sent and no more; past the budget, a body waits for
-    memory given back by one answered, in turn. When bodies wait and none is whole (being
-    answered, sure to give its memory back soon), the first of them goes past the budget and on
-    to its end: a worker holds at most the budget and one body more.
+    memory given back by one answered, in turn. While bodies wait, one that holds memory and
+    fills it slower than SLOW_BODY_BYTES_PER_SECOND is refused (408) and its memory goes to
+    them. When bodies wait and none is whole (being answered, sure to give its memory back
+    soon), the first of them goes past the budget and on to its end: a worker holds at most the
+    budget and one body more.
     """
 
     def __init__(self, limit: int) -> None:
@@ -305,7 +323,9 @@ class LargeBodyBudget:
         self.held = 0
         self.answering = 0  # whole bodies, each to give its memory back
         self.overdrawing: BodyClaim | None = None
-        self._waiting: deque[tuple[BodyClaim, int, asyncio.Future]] = deque()
+        self._waiting: deque[tuple[BodyClaim, int, asyncio.Future, float]] = deque()
+        self._receiving: set[BodyClaim] = set()  # bodies holding memory, not yet whole
+        self._check: asyncio.TimerHandle | None = None
 
     async def take(self, claim: BodyClaim, total: int) -> None:
         """Wait until `claim` may hold `total` bytes in all."""
@@ -313,12 +333,15 @@ class LargeBodyBudget:
         if claim is self.overdrawing or (not self._waiting and self.held + needed <= self.limit):
             self._grant(claim, needed)
             return
-        granted = asyncio.get_running_loop().create_future()
-        self._waiting.append((claim, needed, granted))
+        loop = asyncio.get_running_loop()
+        granted = loop.create_future()
+        self._waiting.append((claim, needed, granted, loop.time()))
+        self._refuse_slow_bodies()
         self._let_in()
         await granted  # cancelled (the client left): _let_in passes over it
 
     def whole(self, claim: BodyClaim) -> None:
+        self._receiving.discard(claim)
         if claim.taken and not claim.whole:
             claim.whole = True
             self.answering += 1
@@ -326,6 +349,7 @@ class LargeBodyBudget:
             self.overdrawing = None
 
     def give_back(self, claim: BodyClaim) -> None:
+        self._receiving.discard(claim)
         self.held -= claim.taken
         claim.taken = 0
         if claim.whole:
@@ -336,22 +360,63 @@ class LargeBodyBudget:
         self._let_in()
 
     def _grant(self, claim: BodyClaim, needed: int) -> None:
+        if claim.since is None:
+            claim.since = asyncio.get_running_loop().time()
         self.held += needed
         claim.taken += needed
+        if not claim.whole:
+            self._receiving.add(claim)
 
     def _let_in(self) -> None:
         while self._waiting:
-            claim, needed, granted = self._waiting[0]
+            claim, needed, granted, waiting_since = self._waiting[0]
             if granted.done():
                 self._waiting.popleft()
                 continue
             if self.held + needed > self.limit:
                 if self.answering or self.overdrawing is not None:
-                    return  # memory will come back, or a body is on its way past the budget
+                    # Memory will come back, or a body is on its way past the budget; slow
+                    # ones are looked for meanwhile.
+                    self._check_again()
+                    return
                 self.overdrawing = claim
             self._waiting.popleft()
+            claim.waited += asyncio.get_running_loop().time() - waiting_since
             self._grant(claim, needed)
             granted.set_result(None)
+
+    def _check_again(self) -> None:
+        if self._check is None:
+            loop = asyncio.get_running_loop()
+            self._check = loop.call_later(_SLOW_BODY_CHECK_SECONDS, self._checked)
+
+    def _checked(self) -> None:
+        self._check = None
+        self._refuse_slow_bodies()
+        self._let_in()
+
+    def _refuse_slow_bodies(self) -> None:
+        """Refuse the bodies that hold memory and have come slower than the least rate since
+        they took it, when others wait for memory."""
+        if not self._waiting:
+            return
+        now = asyncio.get_running_loop().time()
+        waiting = {entry[0] for entry in self._waiting}
+        for claim in list(self._receiving):
+            if claim.refuse is None or claim.since is None or claim in waiting:
+                continue
+            seconds = now - claim.since - claim.waited
+            if seconds < SLOW_BODY_GRACE_SECONDS:
+                continue
+            rate = claim.arrived / seconds
+            if rate < SLOW_BODY_BYTES_PER_SECOND:
+                claim.refuse(
+                    408,
+                    f"The request's body came at {rate:,.0f} bytes/s while other requests"
+                    f" waited for memory; a large body must come at {SLOW_BODY_BYTES_PER_SECOND:,}"
+                    " bytes/s or more then.",
+                )
+                self.give_back(claim)
 
 
 def _declared_length(scope: dict) -> int | None:

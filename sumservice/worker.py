@@ -45,6 +45,11 @@ from gunicorn.workers.gasgi import ASGIWorker
 # may be sending already (gunicorn's gthread worker does the same).
 STOP_KEEPALIVE_LINGER = 2.0
 
+# The ASGI scope extension (a callable, status and message) through which the application ends
+# a request with a JSON error and closes its connection, its body still arriving: sumservice.asgi
+# refuses a large body that comes too slowly while others wait for memory.
+REFUSE_EXTENSION = "sumservice.refuse"
+
 # How long a TLS connection being closed waits for the client's close_notify. asyncio's and
 # uvloop's 30 s kept a closed connection counted that long, and a graceful stop waiting for it.
 TLS_SHUTDOWN_SECONDS = 2.0
@@ -139,6 +144,11 @@ class SumProtocol(ASGIProtocol):
                 # not the stop's short wait for a connection that had sent nothing.
                 self._cancel_keepalive_timer()
         super().data_received(data)
+
+    def _build_http_scope(self, request, sockname, peername) -> dict:
+        scope = super()._build_http_scope(request, sockname, peername)
+        scope.setdefault("extensions", {})[REFUSE_EXTENSION] = self._refuse
+        return scope
 
     def _on_headers_complete(self):
         self._set_deadline(self.worker.body_timeout, "body")

@@ -6,6 +6,7 @@ Cost: ~5 s (the over-limit bodies are ~11 MiB each)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import mmap
 import threading
@@ -17,7 +18,7 @@ import requests
 from api.parsers import RECEIVED_BODY
 from sumservice import asgi
 from sumservice.asgi import BodyClaim, BufferedWSGIApplication, LargeBodyBudget
-from tests.e2e.clients import connect, sum_request, token
+from tests.e2e.clients import connect, read_response, sum_request, token
 from tests.liveserver import LiveServer
 
 MIB = 1024 * 1024
@@ -75,25 +76,47 @@ def test_a_large_body_is_answered_beside_small_ones(server: LiveServer) -> None:
 def test_clients_sending_large_bodies_slowly_hold_up_no_other_large_body(
     server: LiveServer,
 ) -> None:
-    """Eight clients declare a 1 MiB body each and send 100 kB of it. Were each to hold a share
-    of the worker's memory for its whole body, as soon as it began, they would hold it all, and
-    every other large body would wait for their body timeout."""
+    """48 clients each declare a 1 MiB body, send 100 kB of it and then a byte a second: each
+    holds a 2 MiB page of its worker's memory, more than the budget has (20 pages). Other
+    large bodies are answered all the same: the slow ones are refused as they wait."""
     numbers = b",".join(b"%d" % n for n in range(170_000))
     body = b"[" + numbers + b"]"
     assert len(body) > MIB
     stalled = []
+    trickling = threading.Event()
+
+    def trickle() -> None:
+        while not trickling.wait(1):
+            for sock in stalled:
+                with contextlib.suppress(OSError):
+                    sock.send(b" ")
+
+    trickler = threading.Thread(target=trickle)
     try:
-        for _ in range(8):
+        for _ in range(48):
             sock = connect(server)
             request = sum_request(token(server), body)
             sock.sendall(request[: len(request) - len(body) + 100_000])
             stalled.append(sock)
+        trickler.start()
         for _ in range(3):
             answer = post_sum(server, body)
             assert answer.status_code == 200
             assert answer.json()["sum"] == str(sum(range(170_000)))
-            assert answer.elapsed.total_seconds() < 5
+            assert answer.elapsed.total_seconds() < 2 * asgi.SLOW_BODY_GRACE_SECONDS + 1
+        refused = []
+        for sock in stalled:
+            sock.settimeout(0.1)
+            with contextlib.suppress(OSError):
+                refused.append(read_response(sock))
+        assert refused, "no slow body was refused"
+        for status, headers, detail in refused:
+            assert status == 408 and headers["content-type"] == "application/json"
+            assert b"while other requests waited for memory" in detail
     finally:
+        trickling.set()
+        if trickler.is_alive():
+            trickler.join()
         for sock in stalled:
             sock.close()
 
@@ -447,5 +470,72 @@ def test_a_body_whose_client_left_while_waiting_is_passed_over() -> None:
         await asyncio.sleep(0)
         assert left_task.cancelled() and next_task.done()
         assert (left.taken, next_one.taken, budget.held) == (0, 4, 4)
+
+    run_budget(steps)
+
+
+def slow_claim(refused: list, arrived: int) -> BodyClaim:
+    """A body of which `arrived` bytes have come; its refusals are recorded in `refused`."""
+    claim = BodyClaim(lambda status, detail: refused.append((status, detail)))
+    claim.arrived = arrived
+    return claim
+
+
+async def holding(budget: LargeBodyBudget, claim: BodyClaim, total: int, since: float) -> None:
+    """`claim` holding `total` bytes, taken `since` seconds ago."""
+    await budget.take(claim, total)
+    claim.since = asyncio.get_running_loop().time() - since
+
+
+def test_while_bodies_wait_a_body_come_too_slowly_is_refused_and_its_memory_given() -> None:
+    async def steps(budget: LargeBodyBudget) -> None:
+        refused: list = []
+        seconds = asgi.SLOW_BODY_GRACE_SECONDS + 1
+        slow = slow_claim(refused, arrived=100)
+        fast = slow_claim(refused, arrived=2 * asgi.SLOW_BODY_BYTES_PER_SECOND * seconds)
+        await holding(budget, slow, 4, since=seconds)
+        await holding(budget, fast, 4, since=seconds)
+        answered = BodyClaim()
+        await budget.take(answered, 2)
+        budget.whole(answered)  # whole: a body that waits waits for memory given back
+        waiting_body = await waiting(budget, BodyClaim(), 4)
+        assert waiting_body.done()
+        assert [status for status, _ in refused] == [408]
+        assert "came at 33 bytes/s while other requests waited for memory" in refused[0][1]
+        assert slow.taken == 0 and fast.taken == 4
+
+    run_budget(steps)
+
+
+def test_no_body_is_refused_in_its_first_seconds_or_while_none_waits() -> None:
+    async def steps(budget: LargeBodyBudget) -> None:
+        refused: list = []
+        young = slow_claim(refused, arrived=0)
+        old = slow_claim(refused, arrived=0)
+        await holding(budget, young, 4, since=asgi.SLOW_BODY_GRACE_SECONDS / 2)
+        await holding(budget, old, 4, since=asgi.SLOW_BODY_GRACE_SECONDS + 10)
+        await budget.take(BodyClaim(), 2)  # fits: no one waits
+        assert refused == []
+        answered = BodyClaim()
+        budget.whole(answered)
+        waiting_body = await waiting(budget, BodyClaim(), 4)  # now one waits
+        assert len(refused) == 1 and old.taken == 0 and young.taken == 4
+        assert waiting_body.done()
+
+    run_budget(steps)
+
+
+def test_a_body_that_slows_while_another_waits_is_refused_at_the_next_look() -> None:
+    async def steps(budget: LargeBodyBudget) -> None:
+        refused: list = []
+        slowing = slow_claim(refused, arrived=0)
+        await holding(budget, slowing, 8, since=asgi.SLOW_BODY_GRACE_SECONDS - 0.1)
+        answered = BodyClaim()
+        await budget.take(answered, 2)
+        budget.whole(answered)
+        waiting_body = await waiting(budget, BodyClaim(), 4)
+        assert refused == [] and not waiting_body.done()  # still in its first seconds
+        await asyncio.sleep(asgi._SLOW_BODY_CHECK_SECONDS + 0.2)
+        assert len(refused) == 1 and waiting_body.done()
 
     run_budget(steps)
