@@ -7,7 +7,13 @@ response and parser callbacks, the worker's serve and shutdown steps):
 - refusals as JSON: what gunicorn answers itself (400, 414, 431, 501...) has the service's
   `{"detail": ...}` body, as every other error does;
 - a header timeout (a connection that has not sent a whole request head in time gets 408) and
-  a body timeout (likewise for the body), beside gunicorn's keep-alive timeout;
+  a body timeout (likewise for the body), beside gunicorn's keep-alive timeout; a pause within a
+  body is waited for up to the body timeout (`PatientBodyReceiver`);
+- for the application, a way to refuse a request whose body is still coming (the scope's
+  `REFUSE_EXTENSION`: sumservice.asgi's large bodies that come too slowly);
+- gunicorn's TLS settings served (a certificate that cannot be loaded stops the start);
+- open files: the limit raised for `worker_connections` at start, and a worker that runs out
+  waits a second before it accepts again rather than spin;
 - a limit on the connections a worker holds (`worker_connections`): one more gets 503;
 - connections spread over the workers: each wakes for a new connection, and the one holding
   the fewest takes it (counts kept in memory the workers share); and a worker holding more
@@ -15,7 +21,8 @@ response and parser callbacks, the worker's serve and shutdown steps):
   kept-alive connections after a response, announced, for their clients to reconnect;
 - a graceful stop that also serves the connections waiting in the listen queue: on SIGTERM the
   worker accepts what is queued before it closes its listening socket, then answers every
-  request on every connection it holds (gunicorn's own drain), within the graceful timeout;
+  request on every connection it holds (gunicorn's own drain), within the graceful timeout,
+  its heartbeat going on meanwhile (the master watches a recycled worker as it drains);
 - glibc's malloc kept from giving the heap back after every large body (`tune_malloc`).
 
 The timeouts are class attributes that gunicorn.conf.py sets from the environment.
