@@ -41,9 +41,11 @@ import resource
 import signal
 import socket
 import ssl
+import sys
 from http import HTTPStatus
 
 from gunicorn import sock as gunicorn_sock
+from gunicorn.asgi import parser as python_parser
 from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
 from gunicorn.asgi.protocol import ASGIProtocol, BodyReceiver
 from gunicorn.workers.gasgi import ASGIWorker
@@ -383,7 +385,8 @@ class SumProtocol(ASGIProtocol):
         """gunicorn's refusals with the service's JSON error body instead of plain text."""
         if self._closed:
             return  # a timeout answered already, and closed
-        body = json.dumps({"detail": _sentence(message, status)}).encode()
+        # gunicorn calls this from the `except` that caught its parser's error.
+        body = json.dumps({"detail": _sentence(message, status, sys.exc_info()[1])}).encode()
         head = [
             f"HTTP/1.1 {status} {_reason(status)}",
             "Content-Type: application/json",
@@ -766,11 +769,23 @@ def _reason(status: int) -> str:
         return "Error"
 
 
-def _sentence(message: str, status: int) -> str:
-    """gunicorn's messages are terse ("Invalid HTTP Version", a header name...): say which
-    status they explain when they are empty, and what a bare transfer coding is about."""
+# What gunicorn's Python parser refused, for its errors whose message is only the text refused
+# ("get", "HTTP/1.1", a header's name) rather than a sentence.
+_PARSER_REFUSALS = {
+    python_parser.InvalidRequestMethod: "Invalid HTTP method",
+    python_parser.InvalidHTTPVersion: "Invalid HTTP version",
+    python_parser.InvalidHeaderName: "Invalid header name",
+    python_parser.InvalidHeader: "Invalid header",
+    python_parser.UnsupportedTransferCoding: "Unsupported Transfer-Encoding",
+    python_parser.InvalidChunkSize: "Invalid chunk size",
+}
+
+
+def _sentence(message: str, status: int, error: BaseException | None = None) -> str:
+    """gunicorn's messages are terse: say what its Python parser refused (`error`, the
+    exception it caught), and which status they explain when they are empty."""
     message = message.strip()
-    if status == 501 and message and "transfer" not in message.lower():
-        # gunicorn's Python parser names only the transfer coding it does not know.
-        return f"Unsupported Transfer-Encoding: {message}. Send the body chunked or as it is."
+    refused = _PARSER_REFUSALS.get(type(error))
+    if refused and " " not in message:
+        return f"{refused}: {message}." if message else f"{refused}."
     return message or f"{status} {_reason(status)}"

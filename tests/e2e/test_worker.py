@@ -222,6 +222,22 @@ def test_gunicorns_own_refusals_are_json(served: str, raw: bytes, status: int, r
     assert isinstance(body["detail"], str) and body["detail"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (b"get /healthz HTTP/1.1\r\n", "Invalid HTTP method: get."),
+        (b"G@T /healthz HTTP/1.1\r\n", "Invalid HTTP method: G@T."),
+        (b"GET /healthz HTTP/1.1\r\nX : y\r\n", "Invalid header name: X."),
+    ],
+    ids=["lower-case-method", "method-with-at", "space-before-colon"],
+)
+def test_the_python_parsers_refusals_say_what_they_refuse(
+    python_parser_server: LiveServer, raw: bytes, detail: str
+) -> None:
+    answered, _, body = exchange(python_parser_server, raw + b"Host: 127.0.0.1\r\n\r\n")
+    assert (answered, body) == (400, {"detail": detail})
+
+
 @pytest.mark.parametrize(("served", "status"), [("server", 400), ("python_parser_server", 501)])
 def test_a_transfer_coding_the_parser_does_not_know_is_refused_naming_it(
     served: str, status: int, request
