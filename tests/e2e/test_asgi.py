@@ -140,6 +140,18 @@ def http_scope(headers: list[tuple[bytes, bytes]]) -> dict:
     }
 
 
+def bridge(wsgi, inline_body_bytes: int = 32) -> BufferedWSGIApplication:
+    """A bridge to `wsgi` with a 1 KiB limit, a 32-byte large size (and inline size, unless
+    given) and one thread."""
+    return BufferedWSGIApplication(
+        wsgi,
+        max_body_bytes=1024,
+        inline_body_bytes=inline_body_bytes,
+        large_body_bytes=32,
+        threads=1,
+    )
+
+
 def serve(
     wsgi,
     chunks: list[bytes],
@@ -151,13 +163,7 @@ def serve(
     """One request through a bridge with a 1 KiB limit and a 32-byte large size (and inline
     size, unless given): its body in `chunks` (with a Content-Length of their total unless
     `chunked`), the client leaving after `left_after` of them if given. The messages sent back."""
-    app = BufferedWSGIApplication(
-        wsgi,
-        max_body_bytes=1024,
-        inline_body_bytes=inline_body_bytes,
-        large_body_bytes=32,
-        threads=1,
-    )
+    app = bridge(wsgi, inline_body_bytes)
     messages = [
         {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
         for index, chunk in enumerate(chunks)
@@ -311,16 +317,9 @@ def test_a_client_that_leaves_mid_body_gets_no_answer(chunked: bool) -> None:
     assert sent == [] and called == []
 
 
-def bridge() -> BufferedWSGIApplication:
-    """A bridge with a 1 KiB limit, a 32-byte large size, and one thread."""
-    return BufferedWSGIApplication(
-        reader, max_body_bytes=1024, inline_body_bytes=32, large_body_bytes=32, threads=1
-    )
-
-
 def test_a_declared_large_body_takes_memory_from_its_first_byte() -> None:
     """Its mapping's first page is filled by the first byte: the budget counts it then."""
-    app = bridge()
+    app = bridge(reader)
     held: list[int] = []
     messages = [{"type": "http.request", "body": b"[1,", "more_body": True}]
 
@@ -335,7 +334,7 @@ def test_a_declared_large_body_takes_memory_from_its_first_byte() -> None:
 
 
 def test_a_body_declared_over_the_limit_is_counted_not_kept() -> None:
-    app = bridge()
+    app = bridge(reader)
     held: list[int] = []
     messages = [
         {"type": "http.request", "body": b"[" + b"1" * 600, "more_body": True},
@@ -359,13 +358,7 @@ def test_a_body_declared_over_the_limit_is_counted_not_kept() -> None:
 def test_a_body_whose_client_left_while_it_is_summed_is_held_until_the_thread_is_done() -> None:
     """The thread still reads the body: its memory is not given back to others before."""
     release = threading.Event()
-    app = BufferedWSGIApplication(
-        lambda environ, start_response: release.wait(5) and [],
-        max_body_bytes=1024,
-        inline_body_bytes=32,
-        large_body_bytes=32,
-        threads=1,
-    )
+    app = bridge(lambda environ, start_response: release.wait(5) and [])
     body = b"[" + b"1" * 98 + b"]"
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 

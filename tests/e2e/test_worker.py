@@ -44,7 +44,7 @@ from sumservice.worker import (
 from tests.deploy.deployfiles import make_tls_files
 from tests.e2e.clients import Probe, Tricklers, connect, exchange, read_response, sum_request, token
 from tests.liveserver import ROOT, LiveServer
-from tests.utils import request_log
+from tests.utils import get_token, post_sum, request_log
 
 MIB = 1024 * 1024
 
@@ -313,23 +313,16 @@ def test_a_body_that_stops_arriving_gets_408_at_the_body_timeout() -> None:
         assert sock.recv(1) == b""  # closed
 
 
-def test_gunicorns_tls_settings_serve_https(tmp_path) -> None:
+def test_gunicorns_tls_settings_serve_https(tmp_path, monkeypatch) -> None:
     certificate, key = make_tls_files(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
     with LiveServer(workers=1, tls=(certificate, key)) as server:
-        access_token = requests.post(
-            server.url + "/auth", json={"username": "a", "password": "b"}, verify=server.verify
-        ).json()["access_token"]
-        answer = requests.post(
-            server.url + "/sum",
-            data=b"[1, 2, 3, 4]",
-            headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"},
-            verify=server.verify,
-        )
+        answer = post_sum(server, b"[1, 2, 3, 4]", get_token(server))
         assert answer.status_code == 200 and answer.json()["sum"] == "10"
         with connect(server) as sock:  # plain HTTP to the TLS port: no answer, and no harm
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert sock.recv(1024) == b""
-        assert requests.get(server.url + "/healthz", verify=server.verify).status_code == 200
+        assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
         assert "Task exception was never retrieved" not in server.log()
         # Its clients gone, the stop waits for no TLS goodbye (asyncio's: 30 s).
         started = time.monotonic()
@@ -337,8 +330,9 @@ def test_gunicorns_tls_settings_serve_https(tmp_path) -> None:
         assert time.monotonic() - started < STOP_KEEPALIVE_LINGER + TLS_SHUTDOWN_SECONDS + 1
 
 
-def test_a_tls_key_that_cannot_be_loaded_stops_the_start(tmp_path) -> None:
+def test_a_tls_key_that_cannot_be_loaded_stops_the_start(tmp_path, monkeypatch) -> None:
     certificate, key = make_tls_files(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
     key.write_text("not a key\n")
     server = LiveServer(workers=1, tls=(certificate, key))
     with pytest.raises(RuntimeError, match="gunicorn exited with"):
