@@ -10,6 +10,7 @@ its own state folder (so its own signing key) unless one is given.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,10 +24,22 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Below the ephemeral range (Linux: 32768-60999) from which the kernel gives outgoing connections
+# their local ports: a port it picked for us there could be a client's before the server binds it.
+_SERVER_PORTS = range(20000, 32768)
+_pick = random.SystemRandom()  # not the random module's state, which test plugins may reseed
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    for _ in range(100):
+        port = _pick.choice(_SERVER_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {_SERVER_PORTS}")
 
 
 class LiveServer:
