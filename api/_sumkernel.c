@@ -2,20 +2,25 @@
  * UTF-8 bytes, with no Python object per value.
  *
  * It gives exactly the answers of api/summing.py's pure-Python path (the reference), which wraps
- * it: scan() returns the canonical text, an error tuple for the wrapper to word, or None where
- * the Python path must decide (an object that repeats a key: which numbers count then depends
- * on the structure). docs/performance.md says why it is built this way.
+ * it: scan() returns the canonical text, an error tuple for the wrapper to word, or None for
+ * limits beyond the kernel's (the Python path's then). docs/performance.md says why it is built
+ * this way.
  *
  * - Grammar: RFC 8259 as Python's json module reads it (the same error at the same place, with
  *   its message), UTF-8 checked as bytes.decode("utf-8") does, at any depth: containers are kept
  *   on an explicit stack of one byte per level, plus a small frame per open object.
  * - Sum: each literal is significand x 10^exponent; significands of up to 19 digits (cut into
  *   18-digit pieces when longer) are added into 128-bit buckets, one per power of ten, for
- *   positive and negative literals apart. A bucket gets at most one add per input byte, each
- *   below 10^19 < 2^64, so none can overflow before the input reaches 2^63 bytes. At the end the
- *   buckets are carried into decimal digits and the canonical text is written.
+ *   positive and negative literals apart. A bucket gets at most two adds per input byte (one
+ *   more where a repeated key shadows a value, below), each below 10^19 < 2^64, so none can
+ *   overflow before the input reaches 2^63 bytes. At the end the buckets are carried into
+ *   decimal digits and the canonical text is written.
  * - Repeated keys: the keys of the open objects sit in one open-addressing table, removed in
  *   reverse order of insertion as objects close (which linear probing allows without tombstones).
+ *   Where a key repeats, the last value wins: the earlier member's value is shadowed. It is
+ *   added like any other during the scan and taken away after it: each shadowed value not
+ *   inside another is read again into buckets of its own, which then count against the sum.
+ *   A byte is read again at most once.
  *
  * The scan runs with the GIL released, on the bytes object the caller passed (immutable).
  */
@@ -31,7 +36,7 @@ typedef unsigned __int128 u128;
 /* Limits beyond this go to the Python path: the bucket window spans both of them. */
 #define MAX_KERNEL_LIMIT (1L << 20)
 
-enum status { ST_OK, ST_SYNTAX, ST_CONSTANT, ST_UTF8, ST_REPEATED_KEY, ST_NOMEM };
+enum status { ST_OK, ST_SYNTAX, ST_CONSTANT, ST_UTF8, ST_NOMEM };
 enum limit_kind { LIMIT_NONE, LIMIT_LENGTH, LIMIT_EXPONENT };
 
 typedef struct {
@@ -43,6 +48,7 @@ typedef struct {
     size_t len;
     size_t level;   /* which open object: its index on the object stack */
     uint64_t hash;
+    size_t value;   /* where its member's value starts (its latest member's) */
 } Key;
 
 typedef struct {
@@ -85,6 +91,10 @@ typedef struct {
     size_t nkeys, keys_cap, key_slot_cap;
     size_t *table; /* key index + 1, 0 for an empty slot */
     size_t table_cap;
+
+    /* where the values of members whose key came again in their object start */
+    size_t *shadowed;
+    size_t nshadowed, shadowed_cap;
 } Scan;
 
 static unsigned char PLAIN[256]; /* string bytes needing no attention */
@@ -419,9 +429,10 @@ grow_table(Scan *s)
     return 0;
 }
 
-/* The key just decoded into the arena from `off`: ST_REPEATED_KEY if its object has it. */
+/* The key just decoded into the arena from `off`; *member is its index. If its object has it
+ * already, the earlier member's value is shadowed, and the key stays as it was. */
 static int
-add_key(Scan *s, size_t off)
+add_key(Scan *s, size_t off, size_t *member)
 {
     size_t len = s->arena_len - off, level = s->nobjects - 1;
     const unsigned char *bytes = s->arena + off;
@@ -439,14 +450,20 @@ add_key(Scan *s, size_t off)
     while (s->table[slot] != 0) {
         const Key *other = &s->keys[s->table[slot] - 1];
         if (other->hash == hash && other->level == level && other->len == len &&
-            (len == 0 || memcmp(s->arena + other->off, bytes, len) == 0))
-            return ST_REPEATED_KEY;
+            (len == 0 || memcmp(s->arena + other->off, bytes, len) == 0)) {
+            if (grow((void **)&s->shadowed, &s->shadowed_cap, s->nshadowed + 1, sizeof(size_t)))
+                return ST_NOMEM;
+            s->shadowed[s->nshadowed++] = other->value;
+            *member = s->table[slot] - 1;
+            s->arena_len = off;
+            return ST_OK;
+        }
         slot = (slot + 1) & (s->table_cap - 1);
     }
-    s->keys[s->nkeys] = (Key){off, len, level, hash};
+    s->keys[s->nkeys] = (Key){off, len, level, hash, 0};
     s->table[slot] = s->nkeys + 1;
     s->key_slot[s->nkeys] = slot;
-    s->nkeys++;
+    *member = s->nkeys++;
     return ST_OK;
 }
 
@@ -830,17 +847,18 @@ key:
     if (p >= n || b[p] != '"')
         return fail(s, "Expecting property name enclosed in double quotes", p);
     {
-        size_t off = s->arena_len;
+        size_t off = s->arena_len, member;
         if ((status = scan_string(s, &p, 1)) != ST_OK)
             return status;
-        if ((status = add_key(s, off)) != ST_OK)
+        if ((status = add_key(s, off, &member)) != ST_OK)
             return status;
+        SKIP_SPACE();
+        if (p >= n || b[p] != ':')
+            return fail(s, "Expecting ':' delimiter", p);
+        p++;
+        SKIP_SPACE();
+        s->keys[member].value = p;
     }
-    SKIP_SPACE();
-    if (p >= n || b[p] != ':')
-        return fail(s, "Expecting ':' delimiter", p);
-    p++;
-    SKIP_SPACE();
     goto value;
 
 after_value:
@@ -877,6 +895,102 @@ after_value:
     return fail(s, "Expecting ',' delimiter", p);
 }
 
+static int
+ascending(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The value at *pp (valid JSON, read once already), its literals added to the buckets; *pp
+ * ends after it. The bounds are checked all the same: a caller may break its promise not to
+ * change the buffer meanwhile. */
+static int
+take_away(Scan *s, size_t *pp)
+{
+    const unsigned char *b = s->buf;
+    size_t n = s->len, p = *pp, depth = 0;
+    while (p < n) {
+        switch (b[p]) {
+        case '"':
+            for (p++; p < n && b[p] != '"'; p += b[p] == '\\' ? 2 : 1)
+                ;
+            p++;
+            break;
+        case '[': case '{':
+            depth++;
+            p++;
+            continue;
+        case ']': case '}':
+            depth--;
+            p++;
+            break;
+        case '-': case '0': case '1': case '2': case '3': case '4':
+        case '5': case '6': case '7': case '8': case '9': {
+            int status = scan_number(s, &p);
+            if (status != ST_OK)
+                return status;
+            break;
+        }
+        case 't': case 'n':
+            p += 4;
+            break;
+        case 'f':
+            p += 5;
+            break;
+        default: /* whitespace, commas and colons between the values of a container */
+            p++;
+            continue;
+        }
+        if (depth == 0)
+            break;
+    }
+    *pp = p;
+    return ST_OK;
+}
+
+/* Take away what the shadowed values added: each read once more (those inside another with
+ * it: values nest or are apart) into buckets of their own, which then count against the sum. */
+static int
+take_away_shadowed(Scan *s)
+{
+    qsort(s->shadowed, s->nshadowed, sizeof(size_t), ascending);
+    Bucket *kept = s->buckets;
+    size_t nkept = s->nbuckets;
+    int64_t kept_base = s->base;
+    s->buckets = NULL;
+    s->nbuckets = 0;
+    int status = ST_OK;
+    size_t done = 0;
+    for (size_t i = 0; i < s->nshadowed && status == ST_OK; i++) {
+        size_t p = s->shadowed[i];
+        if (p < done)
+            continue;
+        status = take_away(s, &p);
+        done = p;
+    }
+    Bucket *taken = s->buckets;
+    size_t ntaken = s->nbuckets;
+    int64_t taken_base = s->base;
+    s->buckets = kept;
+    s->nbuckets = nkept;
+    s->base = kept_base;
+    for (size_t i = 0; i < ntaken && status == ST_OK; i++) {
+        int64_t exponent = taken_base + (int64_t)i;
+        if (taken[i].sides[0] == 0 && taken[i].sides[1] == 0)
+            continue;
+        if (reach(s, exponent)) {
+            status = ST_NOMEM;
+            break;
+        }
+        Bucket *into = &s->buckets[exponent - s->base];
+        into->sides[0] += taken[i].sides[1];
+        into->sides[1] += taken[i].sides[0];
+    }
+    free(taken);
+    return status;
+}
+
 static void
 release(Scan *s)
 {
@@ -887,6 +1001,7 @@ release(Scan *s)
     free(s->keys);
     free(s->key_slot);
     free(s->table);
+    free(s->shadowed);
 }
 
 /* ---- Python ---------------------------------------------------------------------------- */
@@ -895,8 +1010,8 @@ PyDoc_STRVAR(scan_doc,
 "scan(document: bytes-like, max_number_length: int, max_exponent: int)\n"
 "\n"
 "The document is read in place (any C-contiguous buffer: bytes, bytearray, memoryview), with\n"
-"the GIL released: a mutable one must not change during the call. The canonical text of the exact sum of the numbers in a JSON document (str), or None where\n"
-"the Python path must decide (a repeated key, limits beyond the kernel's), or a tuple naming\n"
+"the GIL released: a mutable one must not change during the call. The canonical text of the exact sum of the numbers in a JSON document (str), or None for\n"
+"limits beyond the kernel's (the Python path's to read), or a tuple naming\n"
 "what is wrong:\n"
 "  ('json', message, char_position, line, column)   invalid JSON, as json.JSONDecodeError\n"
 "  ('constant', name)                                NaN, Infinity or -Infinity\n"
@@ -952,9 +1067,13 @@ scan(PyObject *module, PyObject *args)
         }
     }
     else if (status == ST_OK && s.limit == LIMIT_NONE) {
-        text = canonical_text(&s);
-        if (text == NULL)
-            status = ST_NOMEM;
+        if (s.nshadowed > 0)
+            status = take_away_shadowed(&s);
+        if (status == ST_OK) {
+            text = canonical_text(&s);
+            if (text == NULL)
+                status = ST_NOMEM;
+        }
     }
     Py_END_ALLOW_THREADS
 
@@ -988,9 +1107,6 @@ scan(PyObject *module, PyObject *args)
         break;
     case ST_UTF8:
         result = Py_BuildValue("(sn)", "utf8", (Py_ssize_t)invalid_at);
-        break;
-    case ST_REPEATED_KEY:
-        result = Py_NewRef(Py_None);
         break;
     default:
         PyErr_NoMemory();

@@ -9,11 +9,10 @@ strings (even "5") and object keys do not, and where an object repeats a key the
 as in Python's `json` and jq.
 
 The compiled kernel (api/_sumkernel.c, built into the virtualenv by scripts/build_kernel.py)
-reads the document when it is there: one pass over the bytes, no Python object per value, the GIL
-released. The pure-Python path below is the reference it is tested against, and the fallback
-where the kernel is not built (a warning says so once) or cannot decide (an object that repeats
-a key, which the kernel detects and hands over; limits set beyond the kernel's range).
-`backend()` names the one in use.
+reads the document when it is there: one pass over the bytes (and the values a repeated key
+shadows once more), no Python object per value, the GIL released. The pure-Python path below is
+the reference it is tested against, and the fallback where the kernel is not built (a warning
+says so once) or limits are set beyond the kernel's range. `backend()` names the one in use.
 
 Three Python paths read the document, with the same result:
 
@@ -84,6 +83,8 @@ _SPACE = " \t\n\r"
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # JSON's number grammar (RFC 8259 section 6), ASCII digits only.
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# What Python's json reads as floats and JSON has no literal for.
+_CONSTANT = re.compile(r"NaN|-?Infinity")
 _EXPONENT = re.compile(r"[eE]([-+]?)0*([0-9]*)")
 _EXPONENT_SHAPE = str.maketrans("0123456789+-E", "dddddddddddde")
 
@@ -426,6 +427,8 @@ def _scan_iteratively(text: str) -> tuple[list[str], list[tuple[int, int]]]:
             pos += 5
         elif text.startswith("null", pos):
             pos += 4
+        elif constant := _CONSTANT.match(text, pos):
+            _reject_constant(constant.group())
         else:
             raise fail("Expecting value", pos)
 
@@ -443,17 +446,16 @@ def _scan_iteratively(text: str) -> tuple[list[str], list[tuple[int, int]]]:
                 if earlier is not None:
                     dropped.append(earlier)
                 frame.spans[frame.key] = span
-            closing = "]" if frame is None else "}"
             if text.startswith(",", pos):
                 pos = _WHITESPACE.match(text, pos + 1).end()
                 if frame is not None:
                     pos = _read_key(text, pos, frame, len(literals), fail)
                 break
-            if text.startswith(closing, pos):
+            if text.startswith("]" if frame is None else "}", pos):
                 stack.pop()
                 pos += 1
                 continue
-            raise fail(f"Expecting ',' delimiter or '{closing}'", pos)
+            raise fail("Expecting ',' delimiter", pos)
 
 
 def _read_key(text: str, pos: int, frame: _Object, start: int, fail) -> int:

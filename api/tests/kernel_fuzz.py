@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import importlib.util
+import json
 import mmap
 import random
 import sys
@@ -130,6 +131,28 @@ def mutate(rnd: random.Random, data: bytes) -> bytes:
     return b"\xef\xbb\xbf" + data
 
 
+class _Repeated(Exception):
+    pass
+
+
+def _no_repeat(pairs: list) -> dict:
+    if len({key for key, _ in pairs}) < len(pairs):
+        raise _Repeated
+    return {}
+
+
+def repeats_a_key(data: bytes) -> bool:
+    """Whether the document is valid JSON (as the stdlib parses it) with an object that
+    repeats a key: the count says how much of the fuzz exercises the shadowed values."""
+    try:
+        json.loads(data, object_pairs_hook=_no_repeat)
+    except _Repeated:
+        return True
+    except (ValueError, RecursionError):
+        pass
+    return False
+
+
 def outcome(function, data: bytes, max_length: int, max_exponent: int) -> tuple[str, str]:
     try:
         return "sum", function(data, max_length, max_exponent)
@@ -138,15 +161,12 @@ def outcome(function, data: bytes, max_length: int, max_exponent: int) -> tuple[
 
 
 def same(kernel: tuple[str, str], python: tuple[str, str], data: bytes) -> bool:
-    """The same answer, or an error of the same class. Messages must match too, except where the
-    Python path words them its own way: a document deeper than the stdlib parser goes is read
-    by its iterative parser ("Expecting ',' delimiter or ']'"), and a limit message names the
-    longest literal of a batch where the kernel names the first one over the limit."""
+    """The same answer, or the same error with the same message; of a limit, the same class
+    only: the Python path's message names the longest literal of a batch where the kernel names
+    the first one over the limit."""
     if kernel[0] != python[0]:
         return False
-    if kernel[0] != "InvalidDocumentError":
-        return kernel[0] != "sum" or kernel[1] == python[1]
-    return kernel[1] == python[1] or data.count(b"[") + data.count(b"{") > 900
+    return kernel[0] == "NumberTooLargeError" or kernel[1] == python[1]
 
 
 def held(data: bytes, rnd: random.Random) -> bytes | bytearray | memoryview:
@@ -175,27 +195,26 @@ def held(data: bytes, rnd: random.Random) -> bytes | bytearray | memoryview:
 def run(seconds: float, seed: int) -> int:
     rnd = random.Random(seed)
     deadline = time.monotonic() + seconds
-    count = fallbacks = 0
+    count = repeated = 0
     while time.monotonic() < deadline:
         data = document(rnd)
         max_length, max_exponent = rnd.choice([(10_000, 10_000)] * 8 + [(5, 3), (40, 400)])
-        # the kernel alone (None: it hands the document to the Python path)
+        # the kernel alone: with these limits it decides every document (None would hand it
+        # to the Python path, and is a mismatch here)
         try:
             answer = summing._kernel_sum(held(data, rnd), max_length, max_exponent)
-            kernel = None if answer is None else ("sum", answer)
+            kernel = ("sum", answer) if isinstance(answer, str) else ("handed over", "")
         except summing.DocumentError as error:
             kernel = type(error).__name__, str(error)
         python = outcome(summing._python_sum, data, max_length, max_exponent)
         count += 1
-        if kernel is None:
-            fallbacks += 1
-            continue
+        repeated += repeats_a_key(data)
         if not same(kernel, python, data):
             print(f"MISMATCH (limits {max_length}, {max_exponent}) on {data[:2000]!r}")
             print(f"  kernel: {kernel[0]}: {kernel[1][:300]}")
             print(f"  python: {python[0]}: {python[1][:300]}")
             return 1
-    print(f"{count} documents, {fallbacks} handed to the Python path (repeated keys), 0 mismatches")
+    print(f"{count} documents, {repeated} of them with a repeated key in an object, 0 mismatches")
     return 0
 
 

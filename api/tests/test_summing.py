@@ -60,6 +60,12 @@ def test_huge_exponent_is_summed_exactly() -> None:
         ('{"a": {"x": 5, "y": [6]}, "a": 1}', "1"),  # ...with everything inside the earlier one
         ('[{"a": 1, "a": {"b": 2, "b": 3}}, {"a": 4}]', "7"),
         ('{"a": 1, "b": {"a": 10}, "a": 100}', "110"),  # the same key in another object is apart
+        ('{"a": 1, "a": 2, "a": 3}', "3"),
+        ('{"a": [1, 2, -3], "a": [4, 5]}', "9"),
+        ('{"a": {"b": 1, "b": 2}, "a": {"b": 3, "b": [4, 5]}}', "9"),  # shadowed within shadowed
+        ('{"a": ["9\\"1", {"}": -7}], "a": 2}', "2"),  # quotes and digits in a shadowed string
+        ('{"a": 123456789012345678901234567890.5, "a": -1e-30}', "-0." + "0" * 29 + "1"),
+        ('{"a": 1, "\\u0061": 2}', "2"),  # the same key, written another way
         ("7", "7"),  # any JSON value is a document
         ("-3.5", "-3.5"),
         ('"text"', "0"),
@@ -127,7 +133,7 @@ def outcome(document) -> tuple[str, str]:
         b'["\xc3\x28"]',  # invalid UTF-8
         b"[1e10001]",  # beyond the exponent limit
         b"[" + b"1" * 10_001 + b"]",  # beyond the length limit
-        b'{"a": 1, "a": [2.5]}',  # a repeated key: the Python path decides, from the buffer
+        b'{"a": 1, "a": [2.5]}',  # a repeated key: a shadowed value read again, in the buffer
         b"",
     ],
 )
@@ -249,6 +255,20 @@ def test_deep_mixed_nesting() -> None:
 def test_deep_invalid_documents(document: str) -> None:
     with pytest.raises(InvalidDocumentError):
         canonical_sum(document.encode())
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("[" * 100_000 + "1 2", "Invalid JSON: Expecting ',' delimiter at line 1 column 100003."),
+        ('{"a":' * 10_000 + "1 2", "Invalid JSON: Expecting ',' delimiter at line 1 column 50003."),
+        ("[" * 100_000 + "-Infinity", "Invalid JSON: -Infinity is not a JSON number."),
+    ],
+)
+def test_deep_invalid_documents_are_worded_as_shallow_ones(document: str, message: str) -> None:
+    with pytest.raises(InvalidDocumentError) as refused:
+        canonical_sum(document.encode())
+    assert str(refused.value) == message
 
 
 # ---------------------------------------------------------------------------------------------

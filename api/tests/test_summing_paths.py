@@ -225,9 +225,14 @@ def test_large_documents_take_the_python_path_one_at_a_time(size: int, overlappe
         inside.pop()
         return "0"
 
-    document = b'{"a": 1, "a": 2}'.ljust(size)  # a repeated key: the Python path's
+    document = b"[1, 2]".ljust(size)
+    # A limit beyond the kernel's: the Python path's to read with either backend.
+    limits = {"max_number_length": summing._KERNEL_MAX_LIMIT + 1}
     with mock.patch.object(summing, "_python_sum", python_sum):
-        threads = [threading.Thread(target=canonical_sum, args=(document,)) for _ in range(2)]
+        threads = [
+            threading.Thread(target=canonical_sum, args=(document,), kwargs=limits)
+            for _ in range(2)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
