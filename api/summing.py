@@ -119,11 +119,7 @@ def canonical_sum(
     a literal is longer than `max_number_length` characters or its written exponent is beyond
     ±`max_exponent`.
     """
-    if (
-        kernel is not None
-        and 0 <= max_number_length <= _KERNEL_MAX_LIMIT
-        and 0 <= max_exponent <= _KERNEL_MAX_LIMIT
-    ):
+    if sums_in_kernel(max_number_length, max_exponent):
         total = _kernel_sum(document, max_number_length, max_exponent)
         if total is not None:
             return total
@@ -136,6 +132,18 @@ def canonical_sum(
 def backend() -> str:
     """Which path sums: "kernel" (compiled) or "python" (the reference, and the fallback)."""
     return "python" if kernel is None else "kernel"
+
+
+def sums_in_kernel(
+    max_number_length: int = MAX_NUMBER_LENGTH, max_exponent: int = MAX_EXPONENT
+) -> bool:
+    """Whether the compiled kernel sums documents under these limits (bytes-like ones, and text
+    that UTF-8 can encode); otherwise the Python path does."""
+    return (
+        kernel is not None
+        and 0 <= max_number_length <= _KERNEL_MAX_LIMIT
+        and 0 <= max_exponent <= _KERNEL_MAX_LIMIT
+    )
 
 
 def use_python_path() -> None:

@@ -4,9 +4,9 @@ gunicorn's `asgi` worker parses requests in its event loop, so a client that tri
 headers or body, or never closes, costs a socket and a few objects rather than a whole worker.
 The service itself is WSGI (Django, DRF). `BufferedWSGIApplication` joins the two: it receives
 the whole body in the event loop, then runs the WSGI application on it, right there when the
-body is at most `inline_body_bytes` (a few milliseconds of work: a thread hop would cost more
-than it saves), or in a thread when it is larger, so that a long summing (which releases the GIL
-in the compiled kernel) leaves the loop free for the others.
+body is at most `inline_body_bytes` (up to 1 MiB: a few milliseconds of the compiled kernel, where
+a thread hop would cost more than it saves), or in a thread when it is larger, so that a long
+summing (which releases the GIL in the compiled kernel) leaves the loop free for the others.
 
 The body is received once, into one buffer (made at its size when the Content-Length is known),
 and stays there: Django reads it as a file, and /sum's parser takes it in place
@@ -29,6 +29,7 @@ from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
 
+from api import limits, summing  # noqa: E402
 from api.parsers import RECEIVED_BODY  # noqa: E402
 from sumservice.worker import REFUSE_EXTENSION  # noqa: E402
 from sumservice.wsgi import application as wsgi_application  # noqa: E402
@@ -429,9 +430,21 @@ def _declared_length(scope: dict) -> int | None:
     return None
 
 
+def inline_body_bytes() -> int:
+    """SUMSERVICE_INLINE_BODY_BYTES where the compiled kernel sums; where the Python path does
+    (not built, turned off, or limits beyond the kernel's), holding the GIL 0.2-0.35 s per MiB,
+    at most limits.PYTHON_PATH_INLINE_BODY_BYTES."""
+    configured = settings.SUMSERVICE["INLINE_BODY_BYTES"]
+    if summing.sums_in_kernel(
+        settings.SUMSERVICE["MAX_NUMBER_LENGTH"], settings.SUMSERVICE["MAX_EXPONENT"]
+    ):
+        return configured
+    return min(configured, limits.PYTHON_PATH_INLINE_BODY_BYTES)
+
+
 application = BufferedWSGIApplication(
     wsgi_application,
     max_body_bytes=settings.SUMSERVICE["MAX_BODY_BYTES"],
-    inline_body_bytes=settings.SUMSERVICE["INLINE_BODY_BYTES"],
+    inline_body_bytes=inline_body_bytes(),
     threads=settings.SUMSERVICE["LARGE_REQUEST_THREADS"],
 )

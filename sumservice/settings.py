@@ -125,10 +125,12 @@ SUMSERVICE = {
     "HMAC_SECRET": os.environ.get("SUMSERVICE_JWT_SECRET", ""),
     # Serving (sumservice/asgi.py): a request whose body is at most this many bytes runs in the
     # worker's event loop; a larger one runs in one of the worker's threads for large requests,
-    # so that the loop keeps answering the others meanwhile (where the kernel is not built, the
-    # Python path sums ~0.2-0.35 s per MiB).
+    # so that the loop keeps answering the others meanwhile. Where the Python path sums, at most
+    # limits.PYTHON_PATH_INLINE_BODY_BYTES (64 KiB) whatever this says.
     "INLINE_BODY_BYTES": env_int(
-        "SUMSERVICE_INLINE_BODY_BYTES", 64 * 1024, maximum=limits.PYTHON_PATH_ALONE_BYTES
+        "SUMSERVICE_INLINE_BODY_BYTES",
+        limits.MAX_INLINE_BODY_BYTES,
+        maximum=limits.MAX_INLINE_BODY_BYTES,
     ),
     "LARGE_REQUEST_THREADS": env_int("SUMSERVICE_LARGE_REQUEST_THREADS", 2, minimum=1),
 }

@@ -14,7 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from django.conf import settings
+from django.test import override_settings
 
+from api import limits, summing
 from api.parsers import RECEIVED_BODY
 from sumservice import asgi
 from sumservice.asgi import BodyClaim, BufferedWSGIApplication, LargeBodyBudget
@@ -228,6 +231,32 @@ def test_a_body_runs_in_the_event_loop_up_to_the_inline_size(
     sent = serve(wsgi, [b"[" + b"1" * (size - 2) + b"]"], inline_body_bytes=128)
     assert sent[0]["status"] == 200
     assert ran == [(buffer, thread)]
+
+
+@pytest.mark.parametrize(
+    ("configured", "kernel", "max_number_length", "inline"),
+    [
+        (limits.MAX_INLINE_BODY_BYTES, True, limits.MAX_NUMBER_LENGTH, 1024 * 1024),
+        (limits.MAX_INLINE_BODY_BYTES, False, limits.MAX_NUMBER_LENGTH, 64 * 1024),
+        # limits beyond the kernel's: the Python path sums even where the kernel is built
+        (limits.MAX_INLINE_BODY_BYTES, True, 2 * 1024 * 1024, 64 * 1024),
+        (1000, True, limits.MAX_NUMBER_LENGTH, 1000),
+        (1000, False, limits.MAX_NUMBER_LENGTH, 1000),
+    ],
+)
+def test_the_loop_sums_up_to_1_mib_with_the_kernel_and_64_kib_on_the_python_path(
+    monkeypatch: pytest.MonkeyPatch,
+    configured: int,
+    kernel: bool,
+    max_number_length: int,
+    inline: int,
+) -> None:
+    assert summing.kernel is not None, "the summing kernel is not built: run ./test.sh"
+    if not kernel:
+        monkeypatch.setattr(summing, "kernel", None)
+    serving = {"INLINE_BODY_BYTES": configured, "MAX_NUMBER_LENGTH": max_number_length}
+    with override_settings(SUMSERVICE={**settings.SUMSERVICE, **serving}):
+        assert asgi.inline_body_bytes() == inline
 
 
 def test_a_large_body_is_let_go_in_the_event_loops_thread(
