@@ -96,14 +96,16 @@ def test_a_recycled_worker_resets_no_kept_alive_connection() -> None:
 
 @pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "connection-close"])
 def test_no_request_fails_while_workers_recycle(close: bool, tmp_path) -> None:
-    """Under load (wrk, 16 connections), workers recycling every ~300 requests answer every
-    request: what waits in a stopping worker's listen queue, and connections it has accepted
-    but not yet set up, are served before it exits."""
-    with LiveServer(workers=2, env={"GUNICORN_MAX_REQUESTS": "300"}) as server:
+    """Under load (wrk, 16 connections), workers recycling every 100 to 110 requests answer
+    every request: what waits in a stopping worker's listen queue, and connections it has
+    accepted but not yet set up, are served before it exits."""
+    with LiveServer(workers=2, env={"GUNICORN_MAX_REQUESTS": "100"}) as server:
         body = tmp_path / "body.json"
         body.write_bytes(b"[1, 2, 3]")
         result = wrk(server.url + "/sum", body, token(server), 2, 16, close)
-        assert result["requests"] > 600  # enough for several recycles
+        # Enough for at least 4 recycles however the requests fell on the two workers (a
+        # busy machine's run can be this short).
+        assert result["requests"] > 600
         assert result["errors"] == {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
         assert server.log().count("Autorestarting worker") >= 2
 
