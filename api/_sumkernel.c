@@ -16,13 +16,15 @@
  *   overflow before the input reaches 2^63 bytes. At the end the buckets are carried into
  *   decimal digits and the canonical text is written.
  * - Repeated keys: the keys of the open objects sit in one open-addressing table, removed in
- *   reverse order of insertion as objects close (which linear probing allows without tombstones).
+ *   reverse order of insertion as objects close (which linear probing allows without tombstones),
+ *   hashed with Python's keyed hash so that no document can make them collide.
  *   Where a key repeats, the last value wins: the earlier member's value is shadowed. It is
  *   added like any other during the scan and taken away after it: each shadowed value not
  *   inside another is read again into buckets of its own, which then count against the sum.
  *   A byte is read again at most once.
  *
- * The scan runs with the GIL released, on the bytes object the caller passed (immutable).
+ * The scan runs with the GIL released, on the buffer the caller passed (which must not change
+ * meanwhile).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -436,10 +438,11 @@ add_key(Scan *s, size_t off, size_t *member)
 {
     size_t len = s->arena_len - off, level = s->nobjects - 1;
     const unsigned char *bytes = s->arena + off;
-    uint64_t hash = 1469598103934665603ULL ^ level;
-    for (size_t i = 0; i < len; i++)
-        hash = (hash ^ bytes[i]) * 1099511628211ULL;
-    hash ^= hash >> 32;
+    /* Python's own keyed hash of bytes (SipHash-1-3, keyed at random per process, as for its
+     * dicts): keys that all fall on a few slots, making each insertion walk past all the others,
+     * cannot be found without the key. The level keeps a key's objects apart. */
+    uint64_t hash = (uint64_t)_Py_HashBytes(bytes, (Py_ssize_t)len);
+    hash ^= level * 0x9E3779B97F4A7C15ULL;
 
     if (grow((void **)&s->keys, &s->keys_cap, s->nkeys + 1, sizeof(Key)) ||
         grow((void **)&s->key_slot, &s->key_slot_cap, s->nkeys + 1, sizeof(size_t)) ||

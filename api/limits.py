@@ -14,6 +14,7 @@ MAX_EXPONENT = 10_000
 MAX_INLINE_BODY_BYTES = 1024 * 1024
 PYTHON_PATH_INLINE_BODY_BYTES = 64 * 1024
 
-# Documents over this size take the Python path one at a time in a process (api/summing.py); an
-# event loop sums none that large on it, so it never waits behind another sum.
+# Documents over this size take the Python path one at a time in a process (api/summing.py);
+# an event loop sums none that large on it (PYTHON_PATH_INLINE_BODY_BYTES, above, is smaller), so
+# it never waits behind another sum.
 PYTHON_PATH_ALONE_BYTES = 1024 * 1024

@@ -91,7 +91,7 @@ class BufferedWSGIApplication:
         if scope["type"] != "http":
             raise ValueError(f"An HTTP application, given a {scope['type']!r} scope.")
         claim = BodyClaim(scope.get("extensions", {}).get(REFUSE_EXTENSION))
-        summing: asyncio.Future | None = None
+        in_thread: asyncio.Future | None = None
         try:
             received = await self._receive_body(scope, receive, claim)
             if received is None:
@@ -113,17 +113,17 @@ class BufferedWSGIApplication:
                 status, headers, content = self._run(environ)
             else:
                 loop = asyncio.get_running_loop()
-                summing = loop.run_in_executor(self.executor, self._run, environ)
+                in_thread = loop.run_in_executor(self.executor, self._run, environ)
                 # Shielded: a request cancelled (its client gone) leaves the thread reading its
                 # body until it answers, and the body's memory is given back only then.
-                status, headers, content = await asyncio.shield(summing)
+                status, headers, content = await asyncio.shield(in_thread)
         finally:
             # The body's buffer is let go here, in the loop's thread, which maps the next body:
             # unmapped in the executor's thread, it made the next one's huge page slower to
             # fault in (docs/performance.md, "The body's mapping, let go in the loop").
             buffer = None
-            if summing is not None and not summing.done():
-                summing.add_done_callback(lambda _: self.large_bodies.give_back(claim))
+            if in_thread is not None and not in_thread.done():
+                in_thread.add_done_callback(lambda _: self.large_bodies.give_back(claim))
             else:
                 self.large_bodies.give_back(claim)
         await send({"type": "http.response.start", "status": status, "headers": headers})

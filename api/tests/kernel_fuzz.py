@@ -142,13 +142,13 @@ def _no_repeat(pairs: list) -> dict:
 
 
 def repeats_a_key(data: bytes) -> bool:
-    """Whether the document is valid JSON (as the stdlib parses it) with an object that
-    repeats a key: the count says how much of the fuzz exercises the shadowed values."""
+    """Whether the document is valid JSON (strict UTF-8, as the service reads it) with an
+    object that repeats a key: the count says how much of the fuzz exercises shadowed values."""
     try:
-        json.loads(data, object_pairs_hook=_no_repeat)
+        json.loads(data.decode("utf-8"), object_pairs_hook=_no_repeat)
     except _Repeated:
         return True
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError among them
         pass
     return False
 

@@ -259,6 +259,16 @@ def test_the_loop_sums_up_to_1_mib_with_the_kernel_and_64_kib_on_the_python_path
         assert asgi.inline_body_bytes() == inline
 
 
+def test_an_exponent_limit_beyond_the_kernels_keeps_the_loop_to_64_kib() -> None:
+    beyond = {"MAX_EXPONENT": 2 * 1024 * 1024}
+    with override_settings(SUMSERVICE={**settings.SUMSERVICE, **beyond}):
+        assert asgi.inline_body_bytes() == 64 * 1024
+
+
+def test_the_served_application_takes_its_inline_size_from_the_settings() -> None:
+    assert asgi.application.inline_body_bytes == asgi.inline_body_bytes() == 1024 * 1024
+
+
 def test_a_large_body_is_let_go_in_the_event_loops_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
