@@ -35,6 +35,15 @@
 
 typedef unsigned __int128 u128;
 
+/* Python's keyed hash of bytes, public as Py_HashBuffer since 3.14; before, _Py_HashBytes, exported
+ * by every version but declared in the headers only up to 3.12. */
+#if PY_VERSION_HEX >= 0x030E0000
+#define hash_bytes Py_HashBuffer
+#else
+PyAPI_FUNC(Py_hash_t) _Py_HashBytes(const void *, Py_ssize_t);
+#define hash_bytes _Py_HashBytes
+#endif
+
 /* Limits beyond this go to the Python path: the bucket window spans both of them. */
 #define MAX_KERNEL_LIMIT (1L << 20)
 
@@ -441,7 +450,7 @@ add_key(Scan *s, size_t off, size_t *member)
     /* Python's own keyed hash of bytes (SipHash-1-3, keyed at random per process, as for its
      * dicts): keys that all fall on a few slots, making each insertion walk past all the others,
      * cannot be found without the key. The level keeps a key's objects apart. */
-    uint64_t hash = (uint64_t)_Py_HashBytes(bytes, (Py_ssize_t)len);
+    uint64_t hash = (uint64_t)hash_bytes(bytes, (Py_ssize_t)len);
     hash ^= level * 0x9E3779B97F4A7C15ULL;
 
     if (grow((void **)&s->keys, &s->keys_cap, s->nkeys + 1, sizeof(Key)) ||
