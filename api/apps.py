@@ -2,6 +2,7 @@ import logging
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.core.signals import request_finished, request_started
 
 
 class ApiConfig(AppConfig):
@@ -10,6 +11,7 @@ class ApiConfig(AppConfig):
 
     def ready(self) -> None:
         from api import summing
+        from api.cache import closes_nothing
 
         if not settings.SUMSERVICE["SUM_KERNEL"]:
             summing.use_python_path()
@@ -21,9 +23,15 @@ class ApiConfig(AppConfig):
         if engines <= {"django.db.backends.dummy"}:
             # No database (Django fills in a dummy one): its per-request housekeeping would
             # only walk connections that are never opened (~5% of a small request's time).
-            from django.core.signals import request_finished, request_started
             from django.db import close_old_connections, reset_queries
 
             request_started.disconnect(reset_queries)
             request_started.disconnect(close_old_connections)
             request_finished.disconnect(close_old_connections)
+
+        if all(closes_nothing(cache["BACKEND"]) for cache in settings.CACHES.values()):
+            # Nor a cache to close (Redis keeps a pool of connections, diskcache its SQLite
+            # ones): Django's receiver would walk the caches after every request, for nothing.
+            from django.core.cache import close_caches
+
+            request_finished.disconnect(close_caches)

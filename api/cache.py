@@ -11,8 +11,17 @@ are per thread and per process (diskcache reopens them after a fork), so keeping
 from __future__ import annotations
 
 from diskcache import DjangoCache
+from django.core.cache.backends.base import BaseCache
+from django.utils.module_loading import import_string
 
 
 class SharedDiskCache(DjangoCache):
     def close(self, **kwargs) -> None:
         """Kept open across requests (see the module's docstring)."""
+
+
+def closes_nothing(backend: str) -> bool:
+    """Whether the cache backend named by this dotted path keeps nothing to close at the end of
+    a request: Django's own base (the in-memory and Redis backends), or the class above."""
+    close = import_string(backend).close
+    return close is BaseCache.close or close is SharedDiskCache.close
