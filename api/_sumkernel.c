@@ -17,7 +17,8 @@
  *   decimal digits and the canonical text is written.
  * - Repeated keys: the keys of the open objects sit in one open-addressing table, removed in
  *   reverse order of insertion as objects close (which linear probing allows without tombstones),
- *   hashed with Python's keyed hash so that no document can make them collide.
+ *   hashed with SipHash under a key random per process, so that no document made without the
+ *   key can make them collide.
  *   Where a key repeats, the last value wins: the earlier member's value is shadowed. It is
  *   added like any other during the scan and taken away after it: each shadowed value not
  *   inside another is read again into buckets of its own, which then count against the sum.
@@ -35,14 +36,49 @@
 
 typedef unsigned __int128 u128;
 
-/* Python's keyed hash of bytes, public as Py_HashBuffer since 3.14; before, _Py_HashBytes, exported
- * by every version but declared in the headers only up to 3.12. */
-#if PY_VERSION_HEX >= 0x030E0000
-#define hash_bytes Py_HashBuffer
-#else
-PyAPI_FUNC(Py_hash_t) _Py_HashBytes(const void *, Py_ssize_t);
-#define hash_bytes _Py_HashBytes
+/* SipHash-1-3 (Aumasson and Bernstein's reference construction, with the rounds CPython uses for
+ * its str and bytes hashes), keyed once per process from os.urandom: the key table's hash is
+ * secret whatever PYTHONHASHSEED says, and needs no interpreter state (the scan runs without the
+ * GIL). */
+static uint64_t SIP_K0, SIP_K1;
+
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND(v0, v1, v2, v3)                                                              \
+    do {                                                                                        \
+        v0 += v1; v1 = SIP_ROTL(v1, 13); v1 ^= v0; v0 = SIP_ROTL(v0, 32);                       \
+        v2 += v3; v3 = SIP_ROTL(v3, 16); v3 ^= v2;                                              \
+        v0 += v3; v3 = SIP_ROTL(v3, 21); v3 ^= v0;                                              \
+        v2 += v1; v1 = SIP_ROTL(v1, 17); v1 ^= v2; v2 = SIP_ROTL(v2, 32);                       \
+    } while (0)
+
+static uint64_t
+siphash13(uint64_t k0, uint64_t k1, const unsigned char *in, size_t len)
+{
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
+    uint64_t last = (uint64_t)len << 56, m;
+    size_t whole = len & ~(size_t)7;
+
+    for (size_t i = 0; i < whole; i += 8) {
+        memcpy(&m, in + i, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        m = __builtin_bswap64(m); /* the words are little-endian, whatever the machine's order */
 #endif
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    for (size_t b = 0; b < (len & 7); b++)
+        last |= (uint64_t)in[whole + b] << (8 * b);
+    v3 ^= last;
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
 
 /* Limits beyond this go to the Python path: the bucket window spans both of them. */
 #define MAX_KERNEL_LIMIT (1L << 20)
@@ -447,10 +483,9 @@ add_key(Scan *s, size_t off, size_t *member)
 {
     size_t len = s->arena_len - off, level = s->nobjects - 1;
     const unsigned char *bytes = s->arena + off;
-    /* Python's own keyed hash of bytes (SipHash-1-3, keyed at random per process, as for its
-     * dicts): keys that all fall on a few slots, making each insertion walk past all the others,
-     * cannot be found without the key. The level keeps a key's objects apart. */
-    uint64_t hash = (uint64_t)hash_bytes(bytes, (Py_ssize_t)len);
+    /* Keyed at random: keys that all fall on a few slots, making each insertion walk past all
+     * the others, cannot be found without the key. The level keeps a key's objects apart. */
+    uint64_t hash = siphash13(SIP_K0, SIP_K1, bytes, len);
     hash ^= level * 0x9E3779B97F4A7C15ULL;
 
     if (grow((void **)&s->keys, &s->keys_cap, s->nkeys + 1, sizeof(Key)) ||
@@ -1129,8 +1164,41 @@ scan(PyObject *module, PyObject *args)
     return result;
 }
 
+static uint64_t
+le64(const unsigned char *bytes)
+{
+    uint64_t word = 0;
+    for (int b = 7; b >= 0; b--)
+        word = (word << 8) | bytes[b];
+    return word;
+}
+
+PyDoc_STRVAR(siphash13_doc,
+"siphash13(key, data) -> int\n\n"
+"SipHash-1-3 of the bytes `data` under the 16-byte `key` (two little-endian words), as the key\n"
+"table hashes keys (under its own key): for the tests' known answers.");
+
+static PyObject *
+siphash13_py(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer key, data;
+    if (!PyArg_ParseTuple(args, "y*y*", &key, &data))
+        return NULL;
+    PyObject *result = NULL;
+    if (key.len != 16)
+        PyErr_SetString(PyExc_ValueError, "the key is 16 bytes");
+    else
+        result = PyLong_FromUnsignedLongLong(siphash13(
+            le64(key.buf), le64((const unsigned char *)key.buf + 8), data.buf, (size_t)data.len));
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"siphash13", siphash13_py, METH_VARARGS, siphash13_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1148,5 +1216,22 @@ PyInit__sumkernel(void)
     for (int c = 0x20; c < 0x80; c++)
         PLAIN[c] = c != '"' && c != '\\';
     SPACE[' '] = SPACE['\t'] = SPACE['\n'] = SPACE['\r'] = 1;
+
+    PyObject *os = PyImport_ImportModule("os");
+    if (os == NULL)
+        return NULL;
+    PyObject *key = PyObject_CallMethod(os, "urandom", "i", 16);
+    Py_DECREF(os);
+    if (key == NULL)
+        return NULL;
+    if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != 16) {
+        Py_DECREF(key);
+        PyErr_SetString(PyExc_RuntimeError, "os.urandom(16) gave no 16 bytes");
+        return NULL;
+    }
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(key);
+    SIP_K0 = le64(bytes);
+    SIP_K1 = le64(bytes + 8);
+    Py_DECREF(key);
     return PyModule_Create(&module);
 }

@@ -121,3 +121,33 @@ def test_the_kernel_decides_documents_that_repeat_a_key_itself(
     """It takes the earlier values away itself, rather than answer None (the Python path's
     then): canonical_sum's own tests would pass either way."""
     assert built_kernel().scan(document, 10_000, 10_000) == expected
+
+
+def cpython_hash_key(seed: int) -> bytes:
+    """The 16 bytes of SipHash key CPython derives from PYTHONHASHSEED=seed (lcg_urandom in its
+    Python/bootstrap_hash.c): the first words of its hash secret."""
+    state, key = seed, bytearray()
+    for _ in range(16):
+        state = (state * 214013 + 2531011) & 0xFFFFFFFF
+        key.append((state >> 16) & 0xFF)
+    return bytes(key)
+
+
+@pytest.mark.skipif(sys.hash_info.algorithm != "siphash13", reason="CPython hashes otherwise")
+@pytest.mark.parametrize("seed", [0, 1, 4242])
+def test_the_key_tables_hash_is_siphash_1_3(seed: int) -> None:
+    """Known answers from an independent SipHash-1-3: CPython's own hash of bytes (a signed
+    64-bit int, -1 made -2), in an interpreter whose hash key is set by PYTHONHASHSEED."""
+    samples = [bytes(range(n)) for n in range(1, 40)] + [b"key", "ключ".encode(), b"\xff" * 64]
+    script = f"print([hash(sample) % 2**64 for sample in {samples!r}])"
+    answers = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    kernel = built_kernel()
+    key = cpython_hash_key(seed) if seed else bytes(16)
+    ours = [kernel.siphash13(key, sample) for sample in samples]
+    assert str([answer if answer != 2**64 - 1 else 2**64 - 2 for answer in ours]) == answers.strip()
