@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import jwt
 
 from api.serializers import TokenObtainSerializer
@@ -24,3 +26,15 @@ def test_each_serializer_validates_with_fields_of_its_own() -> None:
         assert rejected.fields[field] is not accepted.fields[field]
         assert rejected.fields[field].parent is rejected
         assert accepted.fields[field].parent is accepted
+
+
+def test_a_copied_field_is_the_field_anew() -> None:
+    declared = TokenObtainSerializer._declared_fields["username"]
+    field = copy.copy(declared)
+    assert type(field) is type(declared)
+    assert field is not declared
+    assert vars(field) == vars(declared)
+    field.bind("username", TokenObtainSerializer())
+    assert field.field_name == "username"
+    assert declared.field_name is None  # the declared field stays unbound
+    assert field.run_validation(" alice ") == "alice"
