@@ -14,6 +14,12 @@ from rest_framework.utils import json
 RECEIVED_BODY = "sumservice.received_body"
 
 
+def received_body(parser_context: Any) -> memoryview | None:
+    """The body the server received whole, in place, where it offers one."""
+    request = (parser_context or {}).get("request")
+    return request.META.get(RECEIVED_BODY) if request is not None else None
+
+
 class RawJSONParser(parsers.BaseParser):
     """Accept `application/json` and hand over the body unparsed, as a read-only memoryview.
 
@@ -31,8 +37,7 @@ class RawJSONParser(parsers.BaseParser):
     def parse(
         self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None
     ) -> memoryview:
-        request = (parser_context or {}).get("request")
-        received = request.META.get(RECEIVED_BODY) if request is not None else None
+        received = received_body(parser_context)
         return received if received is not None else memoryview(stream.read())
 
 
@@ -50,10 +55,10 @@ class JSONParser(parsers.BaseParser):
 
     def parse(self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None):
         parser_context = parser_context or {}
-        request = parser_context.get("request")
-        body = request.META.get(RECEIVED_BODY) if request is not None else None
+        body = received_body(parser_context)
         if body is None:
             # Read through Django, which keeps it: request.body stays readable, as with DRF's.
+            request = parser_context.get("request")
             body = request.body if request is not None else stream.read()
         encoding = parsers.get_encoding(parser_context)
         parse_constant = json.strict_constant if drf_settings.api_settings.STRICT_JSON else None
