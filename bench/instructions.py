@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import re
 import subprocess
@@ -64,8 +65,6 @@ def count(endpoint: str, requests: int) -> int:
 
 def serve(endpoint: str, requests: int) -> None:
     """The child: `requests` requests through the ASGI application, after the warm-up."""
-    import json
-
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
     import django
 
