@@ -14,7 +14,9 @@ response and parser callbacks, the worker's serve and shutdown steps):
 - gunicorn's TLS settings served (a certificate that cannot be loaded stops the start);
 - open files: the limit raised for `worker_connections` at start, and a worker that runs out
   waits a second before it accepts again rather than spin;
-- a limit on the connections a worker holds (`worker_connections`): one more gets 503;
+- a limit on the connections a worker holds (`worker_connections`): one more gets 503; those
+  still being set up (a TLS handshake) count too, and while they take the worker past it, it
+  takes no more (they wait in the listen queue, or another worker takes them);
 - connections spread over the workers: each wakes for a new connection, and the one holding
   the fewest takes it (counts kept in memory the workers share); and a worker holding more
   than its share (its clients reconnected to it while another restarted) closes the excess
@@ -195,6 +197,7 @@ class SumProtocol(ASGIProtocol):
         super().connection_lost(exc)
         self.worker.protocols.discard(self)
         self.worker.publish_count()
+        self.worker.accept_again()
 
     def _will_close(self, request, response_requires_close) -> bool:
         """gunicorn's keep-alive decision (announced in the response's head), and one more
@@ -558,6 +561,8 @@ class SumWorker(ASGIWorker):
     body_timeout: float = 60.0
     _accepting = False
     _deferred = False
+    # Listening sockets not watched until a connection being set up ends (_accept_one).
+    _waiting_for_room: set[socket.socket]
     _slot = -1
     # Accepted connections whose connection_made has not run yet, and the tasks setting them up.
     _connecting: dict[SumProtocol, asyncio.Task]
@@ -603,6 +608,7 @@ class SumWorker(ASGIWorker):
         the workers share, a burst of connections goes to whichever worker woke first)."""
         signal.pthread_sigmask(signal.SIG_UNBLOCK, LOOP_SIGNALS)  # held by init_process
         self._connecting = {}
+        self._waiting_for_room = set()
         self.protocols = set()
         for listener in self.sockets:
             listener.sock.setblocking(False)
@@ -627,7 +633,16 @@ class SumWorker(ASGIWorker):
     def _accept_one(self, listener: socket.socket) -> None:
         """Every worker wakes for a new connection; the one holding the fewest takes it. One
         holding more than another (that is not itself leaving connections to others) leaves it
-        for a few milliseconds, then takes it if it is still there (the other may be busy)."""
+        for a few milliseconds, then takes it if it is still there (the other may be busy).
+
+        One past the limit is taken (and answered 503 once set up), but no more while it, or a
+        TLS handshake, is being set up: a client that never finishes its handshake holds a
+        socket and its TLS state for the header timeout, and a flood of them would otherwise
+        take every open file."""
+        if self._connecting and self.connections_held > self.worker_connections:
+            self.loop.remove_reader(listener)
+            self._waiting_for_room.add(listener)
+            return
         if not self._deferred:
             fewest = COUNTS.fewest_elsewhere(self._slot)
             if fewest is not None and self.connections_held > fewest:
@@ -713,6 +728,13 @@ class SumWorker(ASGIWorker):
         if not setting_up.cancelled() and setting_up.exception() is not None:
             # A TLS handshake that failed (plain HTTP to the port, a scanner): the client's.
             self.log.debug("Connection not set up: %r", setting_up.exception())
+        self.accept_again()
+
+    def accept_again(self) -> None:
+        """A connection has been set up, or has closed: watch the listening sockets again
+        (_accept_one looks at the room there is)."""
+        while self._waiting_for_room:
+            self._resume_accepting(self._waiting_for_room.pop())
 
     def handle_exit_signal(self) -> None:
         """SIGTERM: stop accepting at once, not at the next heartbeat a second later (after a

@@ -30,7 +30,7 @@ from gunicorn.config import Config
 from api.summing import canonical_sum
 from bench.documents import document
 from bench.run import cpu_seconds
-from bench.serving import wrk
+from bench.serving import established_by_worker, wrk
 from sumservice.worker import (
     COUNTS,
     MOVE_INTERVAL_SECONDS,
@@ -332,6 +332,25 @@ def test_gunicorns_tls_settings_serve_https(tmp_path, monkeypatch) -> None:
         assert time.monotonic() - started < STOP_KEEPALIVE_LINGER + TLS_SHUTDOWN_SECONDS + 1
 
 
+def test_tls_handshakes_count_against_the_workers_connection_limit(tmp_path, monkeypatch) -> None:
+    """Clients that connect and never start their handshake hold one socket each past the
+    limit at most; the rest wait in the listen queue, and are taken once those go."""
+    certificate, key = make_tls_files(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
+    env = {"GUNICORN_WORKER_CONNECTIONS": "3"}
+    with LiveServer(workers=1, tls=(certificate, key), env=env) as server:
+        silent = [connect(server) for _ in range(12)]
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(requests.get, server.url + "/healthz", timeout=30)
+            time.sleep(1)
+            assert list(established_by_worker(server).values()) == [4]
+            assert not answer.done()  # queued behind the silent ones, not taken
+            for sock in silent:
+                sock.close()
+            assert answer.result().status_code == 200
+        assert "Cannot accept" not in server.log()
+
+
 def test_a_tls_key_that_cannot_be_loaded_stops_the_start(tmp_path, monkeypatch) -> None:
     certificate, key = make_tls_files(tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
@@ -522,7 +541,7 @@ def unstarted_worker() -> SumWorker:
     worker = Unstarted()
     worker.cfg, worker.log, worker.asgi = Config(), logging.getLogger(__name__), None
     worker.nr_conns, worker.worker_connections, worker._connecting = 0, 10, {}
-    worker.protocols = set()
+    worker.protocols, worker._waiting_for_room = set(), set()
     worker.alive = True
     worker._slot = COUNTS.claim(os.getpid())
     worker.loop = asyncio.new_event_loop()
