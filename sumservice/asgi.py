@@ -47,9 +47,10 @@ LARGE_BODY_BYTES = 64 * 1024
 _FIRST_CHUNKED_MAPPING = 1 << 20
 _HUGE_PAGE = 2 << 20  # x86-64's and arm64's (4 KiB base pages) transparent huge page
 
-# While bodies wait for memory, one that holds some and has arrived slower than this since it
-# took it (its first seconds aside) is refused with 408, and its memory goes to those waiting: a
-# client that fills memory slowly would otherwise hold up the large bodies of every other.
+# While bodies wait for memory, one that holds some and has arrived slower than this over its
+# last few seconds (at least the grace's, at most twice it) is refused with 408, and its memory
+# goes to those waiting: a client that fills memory slowly, or sends most of its body and then
+# trickles the rest, would otherwise hold up the large bodies of every other.
 SLOW_BODY_BYTES_PER_SECOND = 32 * 1024
 SLOW_BODY_GRACE_SECONDS = 2.0
 _SLOW_BODY_CHECK_SECONDS = 0.5
@@ -294,14 +295,17 @@ class BodyClaim:
     """The memory one request's body holds in its worker's large-body budget, and how fast the
     body comes."""
 
-    __slots__ = ("arrived", "refuse", "since", "taken", "waited", "whole")
+    __slots__ = ("arrived", "arrived_before", "refuse", "since", "taken", "waited", "whole")
 
     def __init__(self, refuse: Callable[[int, str], Any] | None = None) -> None:
         self.taken = 0
         self.whole = False  # received in full: its memory comes back once it is answered
         self.arrived = 0  # bytes of the body received
-        self.since: float | None = None  # when it first took memory (the loop's clock)
-        self.waited = 0.0  # seconds it has waited for memory since: not its client's doing
+        # The window its rate is measured over: from when it first took memory, moved on at
+        # each look (the loop's clock), and the bytes that had arrived before it.
+        self.since: float | None = None
+        self.arrived_before = 0
+        self.waited = 0.0  # seconds it has waited for memory within it: not its client's doing
         # Answers the request with a status and a message, and closes its connection: the
         # server's (REFUSE_EXTENSION); None where there is none.
         self.refuse = refuse
@@ -397,8 +401,10 @@ class LargeBodyBudget:
         self._let_in()
 
     def _refuse_slow_bodies(self) -> None:
-        """Refuse the bodies that hold memory and have come slower than the least rate since
-        they took it, when others wait for memory."""
+        """Refuse the bodies that hold memory and have come slower than the least rate over
+        their window, when others wait for memory. A window as long as twice the grace starts
+        anew once looked at, so a body that slows down is refused within seconds, however much
+        of it came before."""
         if not self._waiting:
             return
         now = asyncio.get_running_loop().time()
@@ -409,7 +415,7 @@ class LargeBodyBudget:
             seconds = now - claim.since - claim.waited
             if seconds < SLOW_BODY_GRACE_SECONDS:
                 continue
-            rate = claim.arrived / seconds
+            rate = (claim.arrived - claim.arrived_before) / seconds
             if rate < SLOW_BODY_BYTES_PER_SECOND:
                 claim.refuse(
                     408,
@@ -418,6 +424,8 @@ class LargeBodyBudget:
                     " bytes/s or more then.",
                 )
                 self.give_back(claim)
+            elif seconds >= 2 * SLOW_BODY_GRACE_SECONDS:
+                claim.since, claim.arrived_before, claim.waited = now, claim.arrived, 0.0
 
 
 def _declared_length(scope: dict) -> int | None:

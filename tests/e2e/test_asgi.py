@@ -557,6 +557,30 @@ def test_no_body_is_refused_in_its_first_seconds_or_while_none_waits() -> None:
     run_budget(steps)
 
 
+def test_a_body_sent_fast_and_then_trickled_is_refused_within_its_window(monkeypatch) -> None:
+    """Most of a body sent at once and the rest a byte at a time: its average over its whole
+    time stays high for minutes, the rate over its last seconds does not."""
+    monkeypatch.setattr(asgi, "SLOW_BODY_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(asgi, "_SLOW_BODY_CHECK_SECONDS", 0.1)
+
+    async def steps(budget: LargeBodyBudget) -> None:
+        refused: list = []
+        trickling = slow_claim(refused, arrived=100 * asgi.SLOW_BODY_BYTES_PER_SECOND)
+        await holding(budget, trickling, 8, since=10)  # 10 x the least rate, on average
+        answered = BodyClaim()
+        await budget.take(answered, 2)
+        budget.whole(answered)
+        waiting_body = await waiting(budget, BodyClaim(), 4)
+        assert refused == [] and not waiting_body.done()
+        await asyncio.sleep(0.1)
+        trickling.arrived += 1
+        await asyncio.sleep(0.3)
+        assert [status for status, _ in refused] == [408] and waiting_body.done()
+        assert trickling.taken == 0
+
+    run_budget(steps)
+
+
 def test_a_body_that_slows_while_another_waits_is_refused_at_the_next_look() -> None:
     async def steps(budget: LargeBodyBudget) -> None:
         refused: list = []
