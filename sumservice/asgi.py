@@ -386,7 +386,8 @@ class LargeBodyBudget:
                     return
                 self.overdrawing = claim
             self._waiting.popleft()
-            claim.waited += asyncio.get_running_loop().time() - waiting_since
+            if claim.since is not None:  # a wait for its first memory is before its window
+                claim.waited += asyncio.get_running_loop().time() - waiting_since
             self._grant(claim, needed)
             granted.set_result(None)
 

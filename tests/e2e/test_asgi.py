@@ -581,6 +581,35 @@ def test_a_body_sent_fast_and_then_trickled_is_refused_within_its_window(monkeyp
     run_budget(steps)
 
 
+def test_a_bodys_wait_for_its_first_memory_is_not_added_to_its_grace(monkeypatch) -> None:
+    """The window starts when the body takes memory: the wait before that was its turn in the
+    queue, not time to be taken off what it has sent since."""
+    monkeypatch.setattr(asgi, "SLOW_BODY_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(asgi, "_SLOW_BODY_CHECK_SECONDS", 0.1)
+
+    async def steps(budget: LargeBodyBudget) -> None:
+        loop = asyncio.get_running_loop()
+        answering, answered = BodyClaim(), BodyClaim()
+        await budget.take(answering, 2)
+        budget.whole(answering)  # whole: a body that waits waits for memory given back
+        await budget.take(answered, 8)
+        budget.whole(answered)
+        refused: list = []
+        queued = slow_claim(refused, arrived=0)
+        queued_task = await waiting(budget, queued, 8)
+        await asyncio.sleep(1)  # its turn comes after a second in the queue
+        budget.give_back(answered)
+        await queued_task
+        granted = loop.time()
+        next_body = await waiting(budget, BodyClaim(), 4)  # then it sends nothing while one waits
+        while not refused and loop.time() - granted < 2:
+            await asyncio.sleep(0.05)
+        assert refused and loop.time() - granted < 0.6
+        assert next_body.done()
+
+    run_budget(steps)
+
+
 def test_a_body_that_slows_while_another_waits_is_refused_at_the_next_look() -> None:
     async def steps(budget: LargeBodyBudget) -> None:
         refused: list = []
