@@ -639,7 +639,7 @@ class SumWorker(ASGIWorker):
         TLS handshake, is being set up: a client that never finishes its handshake holds a
         socket and its TLS state for the header timeout, and a flood of them would otherwise
         take every open file."""
-        if self._connecting and self.connections_held > self.worker_connections:
+        if self._set_ups_past_the_limit:
             self.loop.remove_reader(listener)
             self._waiting_for_room.add(listener)
             return
@@ -670,6 +670,11 @@ class SumWorker(ASGIWorker):
     @property
     def connections_held(self) -> int:
         return self.nr_conns + len(self._connecting)
+
+    @property
+    def _set_ups_past_the_limit(self) -> bool:
+        """Whether connections being set up take this worker past worker_connections."""
+        return bool(self._connecting) and self.connections_held > self.worker_connections
 
     def should_move_a_connection(self) -> bool:
         """Whether to close the kept-alive connection being answered, for its client to
@@ -745,9 +750,11 @@ class SumWorker(ASGIWorker):
             self._stop_requested.set()
 
     async def _stop_accepting(self) -> None:
-        """Take every connection still waiting in the listen queue, so that closing the
+        """Take the connections still waiting in the listen queue, so that closing the
         listening socket resets none of them (each is then served like any other); then stop
-        listening, and shorten the wait of the idle connections."""
+        listening, and shorten the wait of the idle connections. As many as _accept_one would:
+        past the limit, the rest stay queued for the workers that go on (a whole stop resets
+        them), rather than a flood of silent TLS clients taking every file."""
         if not self._accepting:
             return
         self._accepting = False
@@ -755,7 +762,7 @@ class SumWorker(ASGIWorker):
         self._slot = -1  # free for a new worker: this one writes no count or flag there again
         for listener in self.sockets:
             self.loop.remove_reader(listener.sock)  # a deferred accept will not resume either
-            while True:
+            while not self._set_ups_past_the_limit:
                 try:
                     connection, _ = listener.sock.accept()
                 except OSError:  # nothing queued (EAGAIN)

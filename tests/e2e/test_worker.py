@@ -351,6 +351,27 @@ def test_tls_handshakes_count_against_the_workers_connection_limit(tmp_path, mon
         assert "Cannot accept" not in server.log()
 
 
+def test_a_stopping_worker_takes_no_more_queued_handshakes_than_its_limit(
+    tmp_path, monkeypatch
+) -> None:
+    """A stopping worker takes what waits in the listen queue, within its limit: the rest stay
+    queued for the worker that replaces it."""
+    certificate, key = make_tls_files(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
+    env = {"GUNICORN_WORKER_CONNECTIONS": "3"}
+    with LiveServer(workers=1, tls=(certificate, key), env=env) as server:
+        silent = [connect(server) for _ in range(30)]
+        time.sleep(1)
+        (stopping,) = server.worker_pids()
+        os.kill(stopping, signal.SIGTERM)
+        time.sleep(1)
+        held = established_by_worker(server)
+        assert held.get(stopping, 0) <= 4 and all(count <= 4 for count in held.values())
+        for sock in silent:
+            sock.close()
+        assert requests.get(server.url + "/healthz", timeout=30).status_code == 200
+
+
 def test_a_tls_key_that_cannot_be_loaded_stops_the_start(tmp_path, monkeypatch) -> None:
     certificate, key = make_tls_files(tmp_path)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
