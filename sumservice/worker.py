@@ -22,9 +22,10 @@ response and parser callbacks, the worker's serve and shutdown steps):
   than its share (its clients reconnected to it while another restarted) closes the excess
   kept-alive connections after a response, announced, for their clients to reconnect;
 - a graceful stop that also serves the connections waiting in the listen queue: on SIGTERM the
-  worker accepts what is queued before it closes its listening socket, then answers every
-  request on every connection it holds (gunicorn's own drain), within the graceful timeout,
-  its heartbeat going on meanwhile (the master watches a recycled worker as it drains);
+  worker accepts what is queued (within its limit) before it closes its listening socket, then
+  answers every request on every connection it holds (gunicorn's own drain), within the
+  graceful timeout, its heartbeat going on meanwhile (the master watches a recycled worker as
+  it drains);
 - glibc's malloc kept from giving the heap back after every large body (`tune_malloc`).
 
 The timeouts are class attributes that gunicorn.conf.py sets from the environment.
