@@ -47,9 +47,9 @@ LARGE_BODY_BYTES = 64 * 1024
 _FIRST_CHUNKED_MAPPING = 1 << 20
 _HUGE_PAGE = 2 << 20  # x86-64's and arm64's (4 KiB base pages) transparent huge page
 
-# While bodies wait for memory, one that holds some and has arrived slower than this over its
-# last few seconds (at least the grace's, at most twice it) is refused with 408, and its memory
-# goes to those waiting: a client that fills memory slowly, or sends most of its body and then
+# While bodies wait for memory, one that holds some and has arrived slower than this, measured
+# afresh every few seconds (its first seconds aside), is refused with 408, and its memory goes
+# to those waiting: a client that fills memory slowly, or sends most of its body and then
 # trickles the rest, would otherwise hold up the large bodies of every other.
 SLOW_BODY_BYTES_PER_SECOND = 32 * 1024
 SLOW_BODY_GRACE_SECONDS = 2.0
