@@ -6,8 +6,10 @@ import json
 import re
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.utils import default_user_agent
 
 from ._json import encode_document
@@ -27,6 +29,21 @@ DEFAULT_TIMEOUT = 10.0
 
 _USER_AGENT = f"sumclient/{__version__} {default_user_agent()}"
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# RFC 6750's b64token: what an Authorization: Bearer header may carry (a JWT among them).
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """`Authorization: Bearer <token>`, or no credentials for None. Given as each request's
+    `auth`, it also keeps requests from sending a password of its own from ~/.netrc or the URL."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.token is not None:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
 
 
 class SumClient:
@@ -44,6 +61,7 @@ class SumClient:
         ``(connect, read)`` pair, as in ``requests``.
     :param session: a ``requests.Session`` to send through (for proxies, certificates, adapters).
         The client closes the session it creates, never one it is given.
+    :raises ValueError: for a timeout that is not a positive number, None or a pair of them.
     """
 
     def __init__(
@@ -54,6 +72,11 @@ class SumClient:
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
     ) -> None:
+        # urllib3 checks the values only once a request is made: a mistake shows here instead.
+        pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        if len(pair) != 2:
+            raise ValueError(f"timeout must be seconds or a (connect, read) pair, not {timeout!r}")
+        urllib3.Timeout(connect=pair[0], read=pair[1])
         self.base_url = base_url
         #: The access token sent with each sum; set by :meth:`authenticate`.
         self.token = token
@@ -74,9 +97,10 @@ class SumClient:
         response = self._post("auth", encode_document({"username": username, "password": password}))
         answer = _json_answer(response)
         token = answer.get("access_token") if isinstance(answer, dict) else None
-        if not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not _BEARER_TOKEN.fullmatch(token):
             raise UnexpectedResponseError(
-                f"the answer from {response.url} holds no access_token", response=response
+                f"the answer from {_shown(response.url)} holds no access_token",
+                response=response,
             )
         self.token = token
         self._credentials = (username, password)
@@ -131,6 +155,12 @@ class SumClient:
     def _sum_body(self, body: bytes) -> str:
         if self.token is None:
             raise AuthenticationError("not authenticated: call authenticate() before sum()")
+        if not _BEARER_TOKEN.fullmatch(self.token):
+            # Not echoed: the message may reach a log.
+            raise AuthenticationError(
+                "the access token cannot be sent: a bearer token is letters, digits and"
+                " -._~+/ only, with = at its end (a newline or a space read with it?)"
+            )
         try:
             response = self._post("sum", body, token=self.token)
         except AuthenticationError:
@@ -143,36 +173,51 @@ class SumClient:
         sha256 = answer.get("sha256") if isinstance(answer, dict) else None
         if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
             raise UnexpectedResponseError(
-                f"the answer from {response.url} holds no sha256 hash", response=response
+                f"the answer from {_shown(response.url)} holds no sha256 hash", response=response
             )
         return sha256
 
     def _post(self, endpoint: str, body: bytes, *, token: str | None = None) -> requests.Response:
         """POST JSON to an endpoint; return a 2xx response, raise our exceptions for the rest."""
         url = f"{self.base_url.rstrip('/')}/{endpoint}"
+        shown = _shown(url)
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": _USER_AGENT,
         }
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
         try:
-            # No redirects: a 307 would re-send the password to wherever it points.
+            # No redirects: a 307 would re-send the password to wherever it points. Streamed, so
+            # that a body that breaks off is told from a request that could not be sent.
             response = self.session.post(
-                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+                url,
+                data=body,
+                headers=headers,
+                auth=_BearerAuth(token),
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
             )
         except requests.Timeout as exc:
             raise TransportError(
-                f"timed out talking to {url} (timeout: {self.timeout} s)", request=exc.request
+                f"timed out talking to {shown} (timeout: {self.timeout} s)", request=exc.request
             ) from exc
         except requests.ConnectionError as exc:
             raise TransportError(
-                f"cannot reach {url}: {_innermost(exc)}", request=exc.request
+                f"cannot reach {shown}: {_innermost(exc)}", request=exc.request
             ) from exc
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.LocationParseError) as exc:
             raise TransportError(
-                f"cannot send the request to {url}: {exc}", request=exc.request
+                f"cannot send the request to {shown}: {exc}", request=getattr(exc, "request", None)
+            ) from exc
+        try:
+            response.content  # noqa: B018 - read in full, within the timeout
+        except requests.RequestException as exc:
+            response.close()
+            raise TransportError(
+                f"the answer from {shown} broke off ({response.status_code}): {_innermost(exc)}",
+                status_code=response.status_code,
+                request=response.request,
             ) from exc
         if 200 <= response.status_code < 300:
             return response
@@ -182,7 +227,7 @@ class SumClient:
 def _error_for(response: requests.Response) -> SumClientError:
     """The exception for a response that is not a success."""
     status = response.status_code
-    what = f"{status} {response.reason} from {response.url}"
+    what = f"{status} {response.reason} from {_shown(response.url)}"
     if status == 401:
         error_class: type[SumClientError] = AuthenticationError
         summary = f"authentication failed ({what})"
@@ -205,7 +250,7 @@ def _server_message(response: requests.Response) -> str | None:
     """The message in an error's JSON body: DRF's ``detail``, or each field's messages."""
     try:
         answer = json.loads(response.content)
-    except ValueError:  # e.g. an HTML page from a proxy: the status says enough
+    except (ValueError, RecursionError):  # e.g. an HTML page from a proxy: the status says enough
         return None
     if isinstance(answer, dict):
         if isinstance(answer.get("detail"), str):
@@ -224,12 +269,20 @@ def _text(messages: Any) -> str:
 def _json_answer(response: requests.Response) -> Any:
     try:
         return json.loads(response.content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         content_type = response.headers.get("Content-Type", "no Content-Type")
         raise UnexpectedResponseError(
-            f"the answer from {response.url} is not JSON ({content_type}): {exc}",
+            f"the answer from {_shown(response.url)} is not JSON ({content_type}): {exc}",
             response=response,
         ) from exc
+
+
+def _shown(url: str) -> str:
+    """The URL for a message: without the user and password it may carry."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _innermost(exc: BaseException) -> BaseException:

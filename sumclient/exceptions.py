@@ -14,9 +14,9 @@ class SumClientError(Exception):
     Like the exceptions of ``requests`` and ``httpx``, it carries what was exchanged:
     ``request`` is the ``requests.PreparedRequest`` that was sent, or ``None`` when nothing was
     (a document that cannot be sent, a URL that cannot be used); ``response`` is the server's
-    ``requests.Response``, or ``None`` when there was no answer. ``status_code`` is the answer's
-    HTTP status, else ``None``; ``detail`` the server's own message in an error answer, else
-    ``None``.
+    ``requests.Response``, or ``None`` when there was no answer, or it broke off before its end.
+    ``status_code`` is the answer's HTTP status (also of one that broke off), else ``None``;
+    ``detail`` the server's own message in an error answer, else ``None``.
     """
 
     def __init__(
@@ -59,8 +59,9 @@ class ServerError(SumClientError):
 
 
 class TransportError(SumClientError):
-    """No usable answer: the server is unreachable or timed out, or (as the subclass
-    :class:`UnexpectedResponseError`) it answered something that is not the service's."""
+    """No usable answer: the server is unreachable or timed out, its answer broke off, or (as
+    the subclass :class:`UnexpectedResponseError`) it answered something that is not the
+    service's."""
 
 
 class UnexpectedResponseError(TransportError):

@@ -277,11 +277,86 @@ def test_a_requests_exception_becomes_a_transport_error(
     [
         ("localhost:8000", "No connection adapters were found for 'localhost:8000/auth'"),
         ("http://exa mple.test", "contains invalid character"),
+        ("http://a..b", "Failed to parse: 'a..b'"),
     ],
 )
 def test_an_unusable_url_raises_transport_error(base_url: str, message: str) -> None:
     with SumClient(base_url) as sum_client, pytest.raises(TransportError, match=message):
         sum_client.authenticate("alice", "secret")
+
+
+def test_a_netrc_password_is_never_sent(
+    sum_client: SumClient, service: FakeService, tmp_path, monkeypatch
+) -> None:
+    """requests adds a ~/.netrc entry for the host as Basic auth to a request without `auth`:
+    it would replace the token, and give that password to the service."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine sum.test login me password netrc-secret\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    service.reply_token("token-1")
+    service.reply_hash()
+
+    sum_client.authenticate("alice", "secret")
+    sum_client.sum([1])
+
+    assert "Authorization" not in service.sent[0].headers
+    assert service.sent[1].headers["Authorization"] == "Bearer token-1"
+
+
+def test_a_password_in_the_base_url_is_neither_sent_nor_shown(
+    session: requests.Session, service: FakeService
+) -> None:
+    service.reply(401, {"detail": "Token is invalid"})
+
+    with pytest.raises(AuthenticationError) as caught:
+        SumClient("http://bob:hunter2@sum.test", token="t", session=session).sum([1])
+
+    assert service.sent[0].headers["Authorization"] == "Bearer t"
+    assert "hunter2" not in str(caught.value)
+    assert str(caught.value).startswith(
+        "authentication failed (401 Unauthorized from http://sum.test/sum)"
+    )
+
+
+@pytest.mark.parametrize("token", ["SECRET-TOKEN\n", " SECRET-TOKEN", "SECRET\u2019TOKEN", ""])
+def test_a_token_that_cannot_be_sent_is_refused_without_being_sent_or_shown(
+    session: requests.Session, service: FakeService, token: str
+) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        SumClient(BASE_URL, token=token, session=session).sum([1])
+
+    assert "SECRET" not in str(caught.value) and "cannot be sent" in str(caught.value)
+    assert caught.value.request is None and service.sent == []
+
+
+def test_an_access_token_that_could_not_be_sent_back_is_an_unexpected_answer(
+    sum_client: SumClient, service: FakeService
+) -> None:
+    service.reply_token("two words")
+
+    with pytest.raises(UnexpectedResponseError, match="holds no access_token"):
+        sum_client.authenticate("alice", "secret")
+    assert sum_client.token is None
+
+
+def test_an_answer_nested_deeper_than_the_recursion_limit_is_read_as_not_json(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    service.reply(200, raw=deep, **{"Content-Type": "application/json"})
+    service.reply(400, raw=deep, **{"Content-Type": "application/json"})
+
+    with pytest.raises(UnexpectedResponseError, match="is not JSON"):
+        signed_in.sum([1])
+    with pytest.raises(BadRequestError) as caught:
+        signed_in.sum([1])
+    assert caught.value.status_code == 400 and caught.value.detail is None
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, "10", (1, 2, 3), (1, "2")])
+def test_a_timeout_requests_would_refuse_is_refused_at_construction(timeout: object) -> None:
+    with pytest.raises(ValueError, match="(?i)timeout"):
+        SumClient(BASE_URL, timeout=timeout)
 
 
 def test_every_error_is_a_sum_client_error() -> None:

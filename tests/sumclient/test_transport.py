@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -58,3 +59,39 @@ def test_a_server_that_never_answers_times_out(silent_server: str) -> None:
     assert isinstance(caught.value.__cause__, requests.Timeout)
     assert caught.value.response is None
     assert caught.value.request.url == f"{silent_server}/sum"
+
+
+@pytest.fixture
+def breaking_server() -> Iterator[str]:
+    """A loopback server that answers 200 with a body of 100 bytes, sends 5 and hangs up."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def answer() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100\r\n\r\n[1, 2"
+                )
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        thread.join(timeout=5)
+
+
+def test_an_answer_that_breaks_off_raises_transport_error_with_its_status(
+    breaking_server: str,
+) -> None:
+    with (
+        SumClient(breaking_server, token="t", timeout=5) as sum_client,
+        pytest.raises(TransportError) as caught,
+    ):
+        sum_client.sum([1])
+
+    assert str(caught.value).startswith(f"the answer from {breaking_server}/sum broke off (200): ")
+    assert "IncompleteRead" in str(caught.value)
+    assert not isinstance(caught.value, UnexpectedResponseError)
+    assert caught.value.status_code == 200 and caught.value.response is None
+    assert caught.value.request.url == f"{breaking_server}/sum"
