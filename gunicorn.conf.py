@@ -97,11 +97,13 @@ def _make_shared_folders():
     import tempfile
 
     folders = {"PROMETHEUS_MULTIPROC_DIR": "metrics", "SUMSERVICE_CACHE_DIR": "cache"}
-    if not all(variable in os.environ for variable in folders):
+    # Set to nothing counts as unset, as everywhere (sumservice/environment.py).
+    given = {variable: env_str(variable, "") for variable in folders}
+    if not all(given.values()):
         os.environ[_SHARED] = tempfile.mkdtemp(prefix="sumservice-")
     for variable, name in folders.items():
-        if variable not in os.environ:
-            os.environ[variable] = os.path.join(os.environ[_SHARED], name)
+        os.environ[variable] = given[variable] or os.path.join(os.environ[_SHARED], name)
+        if not given[variable]:
             os.mkdir(os.environ[variable], 0o700)
     # Metrics of a previous run would be added to this one's.
     metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"]

@@ -39,6 +39,21 @@ def test_the_61st_token_request_in_a_minute_is_429_on_every_worker() -> None:
         assert_429(response, 60)
 
 
+def test_shared_folder_variables_set_to_nothing_still_share_the_counts() -> None:
+    """`${SUMSERVICE_CACHE_DIR:-}` in a Compose file: set to nothing, which counts as unset, so
+    the workers get the private shared folders rather than a cache each."""
+    env = {
+        "SUMSERVICE_CACHE_DIR": "",
+        "PROMETHEUS_MULTIPROC_DIR": "",
+        "SUMSERVICE_AUTH_RATE": "5/minute",
+    }
+    with LiveServer(workers=2, env=env) as server, ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = [r.status_code for r in pool.map(lambda _: post_auth(server), range(12))]
+        assert sorted(statuses) == [200] * 5 + [429] * 7
+        assert len(pids_that_answered(server, "/auth")) == 2
+        assert requests.get(server.url + "/metrics", timeout=5).status_code == 200
+
+
 @pytest.fixture(scope="module")
 def redis_server():
     with RedisServer() as redis:
