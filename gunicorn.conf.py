@@ -115,13 +115,20 @@ def _make_shared_folders():
 
 def child_exit(server, worker):
     """A worker is gone: its live gauges stop counting (prometheus_client's multiprocess mode),
-    and its connection count stops being read by the others (a SIGKILL leaves it behind)."""
+    its counters and histograms join the archive of those gone before, and its connection count
+    stops being read by the others (a SIGKILL leaves it behind)."""
     from prometheus_client import multiprocess
 
+    from api.metrics import fold_dead_workers
     from sumservice.worker import COUNTS
 
     multiprocess.mark_process_dead(worker.pid)
     COUNTS.forget(worker.pid)
+    living = {os.getpid(), *server.WORKERS}
+    try:
+        fold_dead_workers(os.environ["PROMETHEUS_MULTIPROC_DIR"], living)
+    except OSError as error:  # a full disk: the files stay, and scrapes still count them
+        server.log.error("Cannot fold the metrics of exited workers: %s", error)
 
 
 def on_exit(server):

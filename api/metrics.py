@@ -3,16 +3,22 @@
 Under gunicorn every worker is a process of its own, so the metrics use prometheus_client's
 multiprocess mode: each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR (made,
 and emptied, by gunicorn.conf.py's hooks), and a scrape, answered by any one worker, adds up
-the files of all of them. Without that variable (the development server, the in-process
-tests) the process's own registry is served.
+the files of all of them. A worker's counters and histograms outlive it (a count must not go
+down), so when one exits its files are added to one archive per kind (`fold_dead_workers`):
+workers recycled every GUNICORN_MAX_REQUESTS would otherwise leave files that every scrape
+reads, without end. Without that variable (the development server, the in-process tests) the
+process's own registry is served.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from functools import cache
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
@@ -27,6 +33,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.mmap_dict import MmapedDict
 
 from api.error_views import json_error
 
@@ -101,9 +108,57 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         response = json_error(405, f'Method "{request.method}" not allowed.')
         response["Allow"] = "GET, HEAD"
         return response
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    with _folder_lock(os.environ["PROMETHEUS_MULTIPROC_DIR"], fcntl.LOCK_SH):
+        text = generate_latest(registry)
+    return HttpResponse(text, content_type=CONTENT_TYPE_LATEST)
+
+
+# Kinds whose values are kept once their worker is gone; gauges are the live ones'
+# (prometheus_client's mark_process_dead removes a dead worker's).
+_KEPT_KINDS = ("counter", "histogram")
+# Taken shared by a scrape and exclusive by a fold: a scrape between a fold's two steps would
+# count a worker twice or not at all, and one that listed a file just removed would fail.
+_LOCK_FILE = "folding.lock"
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: str, kind: int) -> Iterator[None]:
+    with open(os.path.join(folder, _LOCK_FILE), "a") as lock:
+        fcntl.flock(lock, kind)
+        yield  # unlocked as the file closes
+
+
+def fold_dead_workers(folder: str, living: Collection[int]) -> bool:
+    """Add the counters and histograms of the workers not `living` to the folder's archive files
+    (`counter_archive.db`, `histogram_archive.db`), and remove their own files.
+
+    Each value is a sample's running total (a histogram's per bucket), so the archive's is the
+    sum of the dead workers'; prometheus_client reads it as one more process's file. Run by
+    gunicorn's master, which must never wait on a worker: while a scrape reads the folder this
+    folds nothing and says so (False), and the next worker to exit folds what is left.
+    """
+    try:
+        with _folder_lock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            for kind in _KEPT_KINDS:
+                for dead in Path(folder).glob(f"{kind}_*.db"):
+                    pid = dead.name[len(kind) + 1 : -len(".db")]
+                    if pid.isdigit() and int(pid) not in living:
+                        _add_to_archive(dead, Path(folder) / f"{kind}_archive.db")
+                        dead.unlink()
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _add_to_archive(dead: Path, archive_path: Path) -> None:
+    archive = MmapedDict(str(archive_path))
+    try:
+        for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(dead)):
+            total, _ = archive.read_value(key)
+            archive.write_value(key, total + value, timestamp)
+    finally:
+        archive.close()
