@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+from pathlib import Path
 from typing import Any
 
 from django.test import Client
 from django.test.utils import override_settings
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.metrics import fold_dead_workers
 from api.tests.utils import issue_token, post_sum
 
 
@@ -81,3 +85,48 @@ def test_metrics_answer_get_only(client: Client) -> None:
     response = client.post("/metrics")
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD"
+
+
+def counter_file(folder: Path, name: str, value: float) -> None:
+    """A file as a worker writes it in multiprocess mode, holding one counter's total."""
+    values = MmapedDict(str(folder / name))
+    values.write_value(mmap_key("c", "c_total", ["l"], ["x"], "help"), value, 0.0)
+    values.close()
+
+
+def archived(folder: Path) -> dict[str, float]:
+    return {
+        key: value
+        for key, value, _, _ in MmapedDict.read_all_values_from_file(
+            str(folder / "counter_archive.db")
+        )
+    }
+
+
+def test_dead_workers_counts_are_added_to_the_archive_and_their_files_removed(
+    tmp_path: Path,
+) -> None:
+    counter_file(tmp_path, "counter_101.db", 3)
+    counter_file(tmp_path, "counter_102.db", 4)
+    counter_file(tmp_path, "counter_200.db", 5)  # a living worker's
+
+    assert fold_dead_workers(str(tmp_path), living={200})
+    assert list(archived(tmp_path).values()) == [7.0]
+    counter_file(tmp_path, "counter_103.db", 1)
+    assert fold_dead_workers(str(tmp_path), living={200})
+    assert list(archived(tmp_path).values()) == [8.0]
+    assert sorted(path.name for path in tmp_path.glob("*.db")) == [
+        "counter_200.db",
+        "counter_archive.db",
+    ]
+
+
+def test_no_fold_while_a_scrape_reads_the_folder(tmp_path: Path) -> None:
+    """The master must not wait on a worker: it folds nothing now, and the rest next time."""
+    counter_file(tmp_path, "counter_101.db", 3)
+    with open(tmp_path / "folding.lock", "a") as scrape:
+        fcntl.flock(scrape, fcntl.LOCK_SH)
+        assert not fold_dead_workers(str(tmp_path), living=set())
+        assert (tmp_path / "counter_101.db").exists()
+    assert fold_dead_workers(str(tmp_path), living=set())
+    assert list(archived(tmp_path).values()) == [3.0]
