@@ -23,14 +23,14 @@ from api.client_address import client_address
 
 logger = logging.getLogger("sumservice.requests")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def request_id(request: HttpRequest) -> str:
     sent = request.META.get("HTTP_X_REQUEST_ID", "")
     # A label to find a request by, not a secret: 128 random bits (the random module reseeds
     # in each forked worker), without uuid4's system call per request.
-    return sent if _REQUEST_ID.match(sent) else f"{random.getrandbits(128):032x}"
+    return sent if _REQUEST_ID.fullmatch(sent) else f"{random.getrandbits(128):032x}"
 
 
 class RequestLogMiddleware:

@@ -46,7 +46,7 @@ def test_each_request_is_one_json_line(client: Client, caplog) -> None:
     }
 
 
-@pytest.mark.parametrize("sent", [None, "", "has space", "x" * 129, "new\nline", "ünï"])
+@pytest.mark.parametrize("sent", [None, "", "has space", "x" * 129, "new\nline", "end\n", "ünï"])
 def test_a_missing_or_odd_request_id_is_replaced(client: Client, caplog, sent) -> None:
     caplog.set_level(logging.INFO)
     extra = {} if sent is None else {"HTTP_X_REQUEST_ID": sent}
