@@ -186,8 +186,11 @@ CACHE_URL = env_str("SUMSERVICE_CACHE_URL", "")
 CACHE_DIR = env_str("SUMSERVICE_CACHE_DIR", "")
 if CACHE_URL:
     if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        # Not the URL itself: it may hold the server's password.
+        scheme, found, _ = CACHE_URL.partition("://")
         raise ImproperlyConfigured(
-            f"SUMSERVICE_CACHE_URL must be a redis://, rediss:// or unix:// URL, got {CACHE_URL!r}"
+            "SUMSERVICE_CACHE_URL must be a redis://, rediss:// or unix:// URL, got "
+            + (f"a {scheme}:// one" if found else "one without a scheme")
         )
     CACHES = {
         "default": {

@@ -3,7 +3,10 @@ knobs read through it."""
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
+import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -117,3 +120,25 @@ def test_a_gunicorn_knob_it_cannot_take_stops_the_start(
     monkeypatch.setenv(name, raw)
     with pytest.raises(ImproperlyConfigured, match=f"^{name} {message}$"):
         gunicorn_config()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [("http://:hunter2@cache:6379", "a http:// one"), ("cache:6379", "one without a scheme")],
+)
+def test_a_cache_url_of_another_scheme_stops_the_start_without_showing_it(
+    url: str, said: str
+) -> None:
+    started = subprocess.run(
+        [sys.executable, "-c", "import sumservice.settings"],
+        cwd=ROOT,
+        env={**os.environ, "SUMSERVICE_CACHE_URL": url},
+        capture_output=True,
+        text=True,
+    )
+    assert started.returncode != 0
+    assert (
+        f"SUMSERVICE_CACHE_URL must be a redis://, rediss:// or unix:// URL, got {said}"
+        in started.stderr
+    )
+    assert url not in started.stderr and "hunter2" not in started.stderr
