@@ -6,8 +6,10 @@ import copy
 import re
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 from rest_framework.fields import empty
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from rest_framework_simplejwt import settings as simplejwt_settings
 
 from api import metrics
@@ -36,6 +38,16 @@ class StrictCharField(serializers.CharField):
         return clone
 
 
+class PasswordField(StrictCharField):
+    """A password, taken as sent (the contract): checked against no store and kept nowhere, so
+    no character is refused, not even the NUL and lone surrogates DRF's CharField refuses."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        refused_by_drf = (ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator)
+        self.validators = [v for v in self.validators if not isinstance(v, refused_by_drf)]
+
+
 # Characters that would let a subject rewrite the logs and screens that show it: control
 # characters (Unicode Cc, exactly U+0000-U+001F and U+007F-U+009F: newlines, escapes), the line
 # and paragraph separators (Zl, Zp: U+2028, U+2029 alone), and the bidirectional embeddings,
@@ -58,7 +70,7 @@ def printable_text(value: str) -> None:
 class TokenObtainSerializer(serializers.Serializer):
     username = StrictCharField(max_length=150, validators=[printable_text])
     # Taken as sent: spaces in a password are part of it.
-    password = StrictCharField(max_length=1024, trim_whitespace=False, write_only=True)
+    password = PasswordField(max_length=1024, trim_whitespace=False, write_only=True)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         # DRF deep-copies the declared fields for every serializer. Shallow copies are enough for

@@ -61,6 +61,12 @@ def test_password_is_taken_as_sent(client: Client) -> None:
     assert post_auth(client, {"username": "alice", "password": "  pass  "}).status_code == 200
 
 
+@pytest.mark.parametrize("password", ["se\x00cret", "se\ud800cret", "pass\nword", "\u202e"])
+def test_a_password_may_hold_any_character(client: Client, password: str) -> None:
+    # DRF's CharField refuses NUL and lone surrogates; the contract takes a password as sent.
+    assert post_auth(client, {"username": "alice", "password": password}).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
