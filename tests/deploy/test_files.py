@@ -273,6 +273,9 @@ def test_compose_runs_replicas_behind_nginx_sharing_one_key():
     assert env["SUMSERVICE_CACHE_URL"] == "redis://redis:6379/0"
     assert app["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "6379" in services["redis"]["expose"] and "ports" not in services["redis"]
+    # A container without capabilities cannot switch users: one whose image starts as root and
+    # switches (Redis's entrypoint, with gosu) must be started as that user instead.
+    assert services["redis"]["cap_drop"] == ["ALL"] and services["redis"]["user"] == "999:1000"
     assert nginx["depends_on"]["sumservice"]["condition"] == "service_healthy"
     # `server ... resolve` needs nginx 1.27.3 or later.
     version = re.match(r"nginx:(\d+)\.(\d+)", nginx["image"])
