@@ -264,6 +264,7 @@ def test_every_request_is_answered_when_an_instance_is_killed(cluster_to_kill: C
     assert answer.headers["Content-Type"] == "application/json"
     assert "try again" in answer.json()["detail"]
     assert answer.headers["Retry-After"] == "5"
+    assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
 def test_the_body_size_limit_is_the_services_through_the_balancer(cluster: Cluster):
@@ -310,6 +311,7 @@ def test_one_address_cannot_take_every_connection_of_the_balancer(cluster: Clust
         assert refused.status_code == 429
         assert refused.headers["Content-Type"] == "application/json"
         assert refused.headers["Retry-After"] == "1"
+        assert refused.headers["Strict-Transport-Security"] == "max-age=31536000"
         assert "Too many connections" in refused.json()["detail"]
     finally:
         for sock in held:
@@ -350,6 +352,10 @@ def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
     assert answered.headers["X-Request-ID"] == "trace-0042"
     made = requests.get(nginx.url + "/healthz", timeout=10).headers["X-Request-ID"]
     assert len(made) == 32 and int(made, 16) >= 0  # nginx's $request_id
+    # An id the service would not keep is replaced by nginx, so both logs name it alike.
+    odd = requests.get(nginx.url + "/healthz", headers={"X-Request-ID": "a b"}, timeout=10)
+    replaced = odd.headers["X-Request-ID"]
+    assert replaced != "a b" and len(replaced) == 32 and int(replaced, 16) >= 0
     lines = [
         json.loads(line)
         for instance in cluster.instances
@@ -357,6 +363,15 @@ def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
         if line.startswith("{") and '"request_id"' in line
     ]
     by_id = {line["request_id"]: line for line in lines}
+
+    def by_id_now() -> set[str]:
+        return {
+            json.loads(line)["request_id"]
+            for instance in cluster.instances
+            for line in instance.log().splitlines()
+            if line.startswith("{") and '"request_id"' in line
+        }
+
     # nginx replaced what the client wrote in X-Forwarded-For with its real address.
     assert by_id["trace-0042"]["client"] == "127.0.0.1"
     assert by_id[made]["path"] == "/healthz"
@@ -369,14 +384,16 @@ def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
     def lines_of_mine() -> list[dict]:
         written = access_log.read_bytes()[logged_before:].decode()
         logged = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
-        return [line for line in logged if line["request_id"] in {"trace-0042", made}]
+        ids = {"trace-0042", made, replaced}
+        return [line for line in logged if line["request_id"] in ids]
 
     # nginx writes a request's line after its response has gone: the last can lag the answer.
     deadline = time.monotonic() + 5
-    while len(mine := lines_of_mine()) < 3 and time.monotonic() < deadline:
+    while len(mine := lines_of_mine()) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert {line["request_id"] for line in mine} == {"trace-0042", made}
-    assert len(mine) == 3
+    assert {line["request_id"] for line in mine} == {"trace-0042", made, replaced}
+    assert len(mine) == 4
+    assert replaced in by_id_now()
     assert {line["path"] for line in mine} == {"/healthz"}
     assert "secret-in-url" not in access_log.read_text()
 
