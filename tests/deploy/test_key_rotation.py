@@ -12,10 +12,16 @@ be complete everywhere before step 2 starts.
 
 from __future__ import annotations
 
+import re
+import stat
+import subprocess
+from pathlib import Path
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.liveserver import LiveServer
+from api.keys import load_keyring
+from tests.liveserver import ROOT, LiveServer
 from tests.utils import get_token, post_sum
 
 
@@ -66,3 +72,50 @@ def test_replicas_mid_rotation_accept_each_others_tokens():
         assert not accepts(step0, from_step2)
         # Step 3 is for after the lifetime: by then no token of the old key is still valid.
         assert not accepts(step3, from_step1) and accepts(step3, from_step2)
+
+
+def compose_rotation_steps() -> list[str]:
+    """The shell block docs/tokens.md gives for the key files of the Compose deployment (run in
+    deploy/secrets): what comes before step 1, and each step."""
+    text = (ROOT / "docs" / "tokens.md").read_text()
+    (block,) = re.findall(r"```sh\n(cd deploy/secrets\n.*?)```", text, re.DOTALL)
+    return re.split(r"^(?=# \d\. )", block.removeprefix("cd deploy/secrets\n"), flags=re.MULTILINE)
+
+
+def kids(signing: Path, previous: Path | None = None) -> tuple[str, list[str]]:
+    """The signing key's kid and the previous keys', as a replica reading the files loads them."""
+    config = {
+        "SIGNING_KEY": "",
+        "SIGNING_KEY_FILE": str(signing),
+        "PREVIOUS_KEYS": "",
+        "PREVIOUS_KEYS_FILE": str(previous or ""),
+    }
+    keyring = load_keyring(config, "ES256")
+    return keyring.current.kid, [key.kid for key in keyring.previous]
+
+
+def test_the_compose_key_rotation_commands_keep_the_files_readable_by_the_service(tmp_path):
+    """Run as docs/tokens.md says, on the files deploy/make-keys.sh makes: each step changes
+    the keys as the rotation needs, and leaves the files' group and read-only mode as they were
+    (written anew by openssl, or left writable, the service could not, or would not, read them)."""
+    secrets = tmp_path / "secrets"
+    subprocess.run([ROOT / "deploy" / "make-keys.sh", secrets], check=True, capture_output=True)
+    files = [secrets / "signing-key.pem", secrets / "previous-keys.pem"]
+    modes = {path: (stat.S_IMODE(path.stat().st_mode), path.stat().st_gid) for path in files}
+    assert all(mode == 0o440 for mode, _ in modes.values())
+    old, _ = kids(*files)
+
+    def run(commands: str) -> None:
+        subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=secrets, check=True)
+        for path in files:
+            assert (stat.S_IMODE(path.stat().st_mode), path.stat().st_gid) == modes[path]
+
+    before, publish, sign, drop = compose_rotation_steps()
+    run(before)
+    new, _ = kids(secrets / "new.pem")
+    run(publish)
+    assert kids(*files) == (old, [new])
+    run(sign)
+    assert kids(*files) == (new, [old]) and not (secrets / "new.pem").exists()
+    run(drop)
+    assert kids(*files) == (new, [])
