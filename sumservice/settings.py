@@ -49,10 +49,11 @@ MIDDLEWARE = [
     "api.request_log.RequestLogMiddleware",
     "api.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Outside the body limit and the Host check, so that their refusals may not be framed either.
+    "api.middleware.FrameProtectionMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "api.middleware.BodySizeLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "api.middleware.FrameProtectionMiddleware",
 ]
 
 ROOT_URLCONF = "sumservice.urls"
@@ -96,6 +97,9 @@ LOGGING = {
         # A Host outside DJANGO_ALLOWED_HOSTS is any client's to send: its 400 is in the request
         # log, not a traceback per request (Django's own advice for this logger).
         "django.security.DisallowedHost": {"handlers": ["null"], "propagate": False},
+        # Likewise Django's own line for every 4xx ("Not Found: /x"): the request log has them.
+        # An error (5xx) still logs its traceback.
+        "django.request": {"level": "ERROR"},
     },
 }
 

@@ -40,3 +40,15 @@ def test_no_page_may_be_framed(client: Client, path: str) -> None:
     response = client.get(path, HTTP_ACCEPT="text/html")
     assert response["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+
+
+def test_refusals_made_before_the_view_may_not_be_framed_either(client: Client) -> None:
+    """The service's 413 and the Host check's 400 come from middleware further out than the
+    views: frame protection wraps them too."""
+    for response in (
+        post(client, "/sum", 10 * MIB + 1),
+        client.get("/healthz", HTTP_HOST="evil.example"),
+    ):
+        assert response.status_code in (400, 413)
+        assert response["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response["Content-Security-Policy"]

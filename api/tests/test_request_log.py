@@ -87,3 +87,12 @@ def test_no_token_or_password_reaches_any_log(client: Client, caplog) -> None:
     assert PASSWORD not in logged
     for part in token.split("."):
         assert part not in logged
+
+
+def test_a_refusal_is_the_request_logs_line_alone(client: Client, caplog) -> None:
+    """Django logs a line of its own for every 4xx ("Not Found: /x"), which any client could
+    double the log with; the request log's line says it already."""
+    caplog.set_level(logging.INFO)
+    assert client.get("/nope").status_code == 404
+    assert client.post("/sum", b"[1]", content_type="application/json").status_code == 401
+    assert [record.name for record in caplog.records] == ["sumservice.requests"] * 2
