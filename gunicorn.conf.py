@@ -5,7 +5,7 @@ Every value comes from the environment (see docs/configuration.md), read here on
 
 import os
 
-from sumservice.environment import env_int, env_seconds, env_str
+from sumservice.environment import env_choice, env_int, env_seconds, env_str
 from sumservice.worker import SumWorker, http_parser_in_use
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1)}"
@@ -22,7 +22,7 @@ asgi_loop = "auto"
 asgi_lifespan = "off"
 # gunicorn_h1c (requirements-compiled.txt) parses requests in C where it is installed (auto);
 # `python` forces gunicorn's own parser, `fast` refuses to start without the C one.
-http_parser = env_str("GUNICORN_HTTP_PARSER", "auto")
+http_parser = env_choice("GUNICORN_HTTP_PARSER", "auto", ("auto", "fast", "python"))
 
 # Connections one worker holds at most (idle, slow and busy alike); one more gets a JSON 503.
 worker_connections = env_int("GUNICORN_WORKER_CONNECTIONS", 1000, minimum=1)
@@ -51,7 +51,9 @@ control_socket_disable = True
 # (api/request_log.py), and a second line per request would cost every request its formatting.
 accesslog = None
 errorlog = "-"
-loglevel = env_str("GUNICORN_LOG_LEVEL", "info")
+loglevel = env_choice(
+    "GUNICORN_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")
+)
 # Behind a proxy (nginx, a Kubernetes ingress) the client address comes from X-Forwarded-For.
 forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 

@@ -9,6 +9,7 @@ variable, rather than a traceback about `int()` or a server that quietly does so
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -59,3 +60,12 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: Sequence[str]) -> str:
+    """One of `choices`, written in any letter case; returned as `choices` spell it."""
+    raw = env_str(name, default)
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {raw!r}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from api import limits
-from sumservice.environment import env_bool, env_int, env_list, env_str
+from sumservice.environment import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -81,6 +81,7 @@ STATIC_URL = "static/"
 # production server needs no collectstatic step and no separate web server for them.
 WHITENOISE_USE_FINDERS = True
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -91,7 +92,7 @@ LOGGING = {
         "requests": {"class": "logging.StreamHandler", "formatter": "message"},
         "null": {"class": "logging.NullHandler"},
     },
-    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_choice("DJANGO_LOG_LEVEL", "INFO", LOG_LEVELS)},
     "loggers": {
         "sumservice.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
         # A Host outside DJANGO_ALLOWED_HOSTS is any client's to send: its 400 is in the request

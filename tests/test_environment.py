@@ -112,6 +112,12 @@ def test_gunicorn_knobs_set_to_nothing_get_their_defaults(monkeypatch) -> None:
         ("PORT", "http", "must be an integer, got 'http'"),
         ("GUNICORN_TIMEOUT", "-1", "must be at least 0, got -1"),
         ("GUNICORN_BODY_TIMEOUT", "1m", "must be a number of seconds, got '1m'"),
+        (
+            "GUNICORN_LOG_LEVEL",
+            "bogus",
+            "must be one of debug, info, warning, error, critical, got 'bogus'",
+        ),
+        ("GUNICORN_HTTP_PARSER", "C", "must be one of auto, fast, python, got 'C'"),
     ],
 )
 def test_a_gunicorn_knob_it_cannot_take_stops_the_start(
@@ -142,3 +148,23 @@ def test_a_cache_url_of_another_scheme_stops_the_start_without_showing_it(
         in started.stderr
     )
     assert url not in started.stderr and "hunter2" not in started.stderr
+
+
+def test_a_django_log_level_it_cannot_take_stops_the_start_naming_it() -> None:
+    started = subprocess.run(
+        [sys.executable, "-c", "import sumservice.settings"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_LOG_LEVEL": "verbose"},
+        capture_output=True,
+        text=True,
+    )
+    assert started.returncode != 0
+    expected = (
+        "DJANGO_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'verbose'"
+    )
+    assert expected in started.stderr
+
+
+def test_a_log_level_is_taken_in_any_letter_case(monkeypatch) -> None:
+    monkeypatch.setenv("GUNICORN_LOG_LEVEL", "WARNING")
+    assert gunicorn_config()["loglevel"] == "warning"
