@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.tokens import Token
 
@@ -36,8 +35,8 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
         verified = backend.verified_tokens
         token = verified.get(raw_token, backend.get_leeway().total_seconds())
         if token is None:
+            # The backend refuses a token without a subject (REQUIRED_CLAIMS), so every token
+            # verified here is one get_user takes.
             token = super().get_validated_token(raw_token)
-            # Kept only when get_user will take it too: a recognised token is a user.
-            if simplejwt_settings.api_settings.USER_ID_CLAIM in token:
-                verified.put(raw_token, token)
+            verified.put(raw_token, token)
         return token

@@ -123,10 +123,10 @@ class FrozenDatetime:
         return Frozen
 
 
-# --- /sum: the token cache keeps only tokens that name a user ---------------------------------
+# --- /sum: a token that names no user is refused, and never cached ------------------------------
 
 
-def test_a_token_without_a_subject_is_never_recognised(client: Client, verified) -> None:
+def test_a_token_without_a_subject_is_refused_and_never_cached(client: Client, verified) -> None:
     token = signed_token({"sub": DROP})
     for _ in range(2):
         assert post_sum(client, b"[1, 2]", token).status_code == 401
