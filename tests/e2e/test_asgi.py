@@ -368,7 +368,7 @@ def test_a_declared_large_body_takes_memory_from_its_first_byte() -> None:
 
     asyncio.run(app(http_scope([(b"content-length", b"100")]), receive, lambda m: None))
     app.executor.shutdown()
-    assert held == [0, asgi._huge_pages(1)]  # the client then left
+    assert held == [0, 2 * MIB]  # one 2 MiB page; the client then left
     assert app.large_bodies.held == 0
 
 
@@ -417,7 +417,7 @@ def test_a_body_whose_client_left_while_it_is_summed_is_held_until_the_thread_is
 
     held_then, held_after = asyncio.run(steps())
     app.executor.shutdown()
-    assert (held_then, held_after) == (asgi._huge_pages(100), 0)
+    assert (held_then, held_after) == (2 * MIB, 0)  # one 2 MiB page
 
 
 # --- the large-body budget ----------------------------------------------------------------------
