@@ -19,7 +19,9 @@ from sumclient import (
     UnexpectedResponseError,
 )
 
-from .fakeservice import BASE_URL, HASH_OF_10, FakeService
+from .fakeservice import BASE_URL, FakeService
+
+HASH_OF_6 = "e7f6c011776e8db7cd330b54174fd76f7d0216b612387a5ffcfb81e6f0919683"  # SHA-256 of "6"
 
 
 def test_authenticate_posts_the_credentials_and_returns_the_token(
@@ -40,9 +42,10 @@ def test_authenticate_posts_the_credentials_and_returns_the_token(
 def test_sum_sends_the_document_with_the_token_and_returns_the_hash(
     signed_in: SumClient, service: FakeService
 ) -> None:
-    service.reply_hash()
+    # Not the hash of this document's sum: the client returns what the server answers.
+    service.reply_hash(HASH_OF_6)
 
-    assert signed_in.sum([1, 2, 3, 4]) == HASH_OF_10
+    assert signed_in.sum([1, 2, 3, 4]) == HASH_OF_6
 
     (request,) = service.sent
     assert request.url == f"{BASE_URL}/sum"
@@ -65,9 +68,9 @@ def test_the_token_is_reused_across_sums(signed_in: SumClient, service: FakeServ
 def test_a_token_given_on_init_is_used_without_authenticating(
     session: requests.Session, service: FakeService
 ) -> None:
-    service.reply_hash()
+    service.reply_hash(HASH_OF_6)
 
-    assert SumClient(BASE_URL, token="kept", session=session).sum([10]) == HASH_OF_10
+    assert SumClient(BASE_URL, token="kept", session=session).sum([10]) == HASH_OF_6
     assert service.sent[0].headers["Authorization"] == "Bearer kept"
 
 
@@ -84,9 +87,10 @@ def test_an_expired_token_is_renewed_once_with_the_kept_credentials(
 ) -> None:
     service.reply(401, {"detail": "Given token not valid for any token type"})
     service.reply_token("token-2")
-    service.reply_hash()
+    # Not the hash of this document's sum: the client returns what the server answers.
+    service.reply_hash(HASH_OF_6)
 
-    assert signed_in.sum([1, 2, 3, 4]) == HASH_OF_10
+    assert signed_in.sum([1, 2, 3, 4]) == HASH_OF_6
 
     assert service.paths() == ["/sum", "/auth", "/sum"]
     assert json.loads(service.sent[1].body) == {"username": "alice", "password": "secret"}
