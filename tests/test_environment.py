@@ -128,6 +128,17 @@ def test_a_gunicorn_knob_it_cannot_take_stops_the_start(
         gunicorn_config()
 
 
+def load_settings(name: str, value: str) -> subprocess.CompletedProcess:
+    """Django's settings loaded in a process of their own, with one variable set."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sumservice.settings"],
+        cwd=ROOT,
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+    )
+
+
 @pytest.mark.parametrize(
     ("url", "said"),
     [("http://:hunter2@cache:6379", "a http:// one"), ("cache:6379", "one without a scheme")],
@@ -135,13 +146,7 @@ def test_a_gunicorn_knob_it_cannot_take_stops_the_start(
 def test_a_cache_url_of_another_scheme_stops_the_start_without_showing_it(
     url: str, said: str
 ) -> None:
-    started = subprocess.run(
-        [sys.executable, "-c", "import sumservice.settings"],
-        cwd=ROOT,
-        env={**os.environ, "SUMSERVICE_CACHE_URL": url},
-        capture_output=True,
-        text=True,
-    )
+    started = load_settings("SUMSERVICE_CACHE_URL", url)
     assert started.returncode != 0
     assert (
         f"SUMSERVICE_CACHE_URL must be a redis://, rediss:// or unix:// URL, got {said}"
@@ -151,13 +156,7 @@ def test_a_cache_url_of_another_scheme_stops_the_start_without_showing_it(
 
 
 def test_a_django_log_level_it_cannot_take_stops_the_start_naming_it() -> None:
-    started = subprocess.run(
-        [sys.executable, "-c", "import sumservice.settings"],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_LOG_LEVEL": "verbose"},
-        capture_output=True,
-        text=True,
-    )
+    started = load_settings("DJANGO_LOG_LEVEL", "verbose")
     assert started.returncode != 0
     expected = (
         "DJANGO_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'verbose'"
