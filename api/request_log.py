@@ -8,14 +8,14 @@ no body: nothing a token or a password could hide in.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii as json_string
 
 from django.http import HttpRequest, HttpResponse
 
@@ -33,6 +33,40 @@ def request_id(request: HttpRequest) -> str:
     return sent if _REQUEST_ID.fullmatch(sent) else f"{random.getrandbits(128):032x}"
 
 
+@lru_cache(maxsize=1)
+def _utc_second(epoch_second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_second))
+
+
+def utc_timestamp(epoch_ns: int) -> str:
+    """A time in nanoseconds since the epoch as `datetime.isoformat(timespec="milliseconds")`
+    writes it in UTC (cut, not rounded, to the millisecond); the part up to the second is made
+    once a second."""
+    second, nanoseconds = divmod(epoch_ns, 1_000_000_000)
+    return f"{_utc_second(second)}.{nanoseconds // 1_000_000:03d}+00:00"
+
+
+def log_line(
+    when: str,
+    request_id: str,
+    method: str,
+    path: str,
+    status: int,
+    size: int,
+    duration_ms: float,
+    client: str,
+    pid: int,
+) -> str:
+    """The request's line: byte for byte what `json.dumps` writes for these fields (strings
+    escaped to ASCII), for a fraction of its cost, as it is written for every request."""
+    return (
+        f'{{"time": {json_string(when)}, "request_id": {json_string(request_id)},'
+        f' "method": {json_string(method)}, "path": {json_string(path)}, "status": {status},'
+        f' "bytes": {size}, "duration_ms": {duration_ms!r}, "client": {json_string(client)},'
+        f' "pid": {pid}}}'
+    )
+
+
 class RequestLogMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -45,21 +79,17 @@ class RequestLogMiddleware:
         if not logger.isEnabledFor(logging.INFO):
             return response
         duration = time.perf_counter() - started
-        content = b"" if response.streaming else response.content
-        line = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "request_id": request.request_id,
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "bytes": len(content),
-            "duration_ms": round(duration * 1000, 3),
-            "client": client_address(request),
-            "pid": os.getpid(),
-        }
-        # Logger.handle rather than .info: the record needs no caller lookup (file, line).
-        record = logger.makeRecord(
-            logger.name, logging.INFO, __file__, 0, json.dumps(line), None, None
+        line = log_line(
+            utc_timestamp(time.time_ns()),
+            request.request_id,
+            request.method,
+            request.path,
+            response.status_code,
+            0 if response.streaming else len(response.content),
+            round(duration * 1000, 3),
+            client_address(request),
+            os.getpid(),
         )
-        logger.handle(record)
+        # Logger.handle rather than .info: the record needs no caller lookup (file, line).
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
         return response

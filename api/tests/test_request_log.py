@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
+from api.request_log import log_line, utc_timestamp
 from api.tests.utils import post_sum
 
 PASSWORD = "correct-horse-battery-staple"
@@ -23,6 +27,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
 
 def test_each_request_is_one_json_line(client: Client, caplog) -> None:
     caplog.set_level(logging.INFO)
+    before = datetime.now(UTC).replace(microsecond=0)
     response = client.post(
         "/auth",
         {"username": "alice", "password": PASSWORD},
@@ -33,7 +38,8 @@ def test_each_request_is_one_json_line(client: Client, caplog) -> None:
     )
     assert response["X-Request-ID"] == "req-42.a:b"
     [line] = lines(caplog)
-    assert line.pop("time").endswith("+00:00")
+    logged = datetime.fromisoformat(line.pop("time"))
+    assert before <= logged <= datetime.now(UTC)
     assert line.pop("duration_ms") >= 0
     assert isinstance(line.pop("pid"), int)
     assert line == {
@@ -96,3 +102,48 @@ def test_a_refusal_is_the_request_logs_line_alone(client: Client, caplog) -> Non
     assert client.get("/nope").status_code == 404
     assert client.post("/sum", b"[1]", content_type="application/json").status_code == 401
     assert [record.name for record in caplog.records] == ["sumservice.requests"] * 2
+
+
+# Every text a line can carry: control characters, quotes, backslashes, non-ASCII, lone
+# surrogates (a path Django decoded with surrogateescape).
+any_text = st.text(st.characters(exclude_categories=[]))
+
+
+@given(
+    when=any_text,
+    request_id=any_text,
+    method=any_text,
+    path=any_text,
+    status=st.integers(100, 599),
+    size=st.integers(0, 2**40),
+    duration=st.floats(0, 1e7),
+    client=any_text,
+    pid=st.integers(1, 2**22),
+)
+def test_the_line_is_what_json_dumps_writes(
+    when, request_id, method, path, status, size, duration, client, pid
+) -> None:
+    duration_ms = round(duration, 3)
+    line = log_line(when, request_id, method, path, status, size, duration_ms, client, pid)
+    assert line == json.dumps(
+        {
+            "time": when,
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "bytes": size,
+            "duration_ms": duration_ms,
+            "client": client,
+            "pid": pid,
+        }
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@given(st.integers(0, 253402300799 * 10**9 + 999_999_999))  # to the end of year 9999
+def test_the_time_is_what_isoformat_writes(epoch_ns: int) -> None:
+    expected = _EPOCH + timedelta(microseconds=epoch_ns // 1000)
+    assert utc_timestamp(epoch_ns) == expected.isoformat(timespec="milliseconds")
