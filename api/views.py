@@ -22,19 +22,23 @@ from api.throttling import AuthRateThrottle, SumRateThrottle
 from api.tokens import token_backend
 
 
-class RawJSONView(APIView):
-    """A view whose body is one JSON document, handed over unparsed by `document()`, and which
-    answers a method it does not serve with 405 before any authentication."""
-
-    parser_classes = [RawJSONParser]
+class MethodCheckedFirst(APIView):
+    """Answers a method the view does not serve with 405 before authentication and rate limits:
+    a wrong method is wrong whoever sends it, and spends no client's budget."""
 
     def initial(self, request: Request, *args, **kwargs) -> None:
-        # A wrong method is wrong whoever sends it. The format is known first, so that the 405
-        # is rendered as negotiated (a browser still gets the browsable page).
+        # The format is known first, so that the 405 is rendered as negotiated (a browser still
+        # gets the browsable page).
         self.format_kwarg = self.get_format_suffix(**kwargs)
         if request.method not in self.allowed_methods:
             raise MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
+
+
+class RawJSONView(MethodCheckedFirst):
+    """A view whose body is one JSON document, handed over unparsed by `document()`."""
+
+    parser_classes = [RawJSONParser]
 
     @staticmethod
     def document(request: Request) -> memoryview:
@@ -44,7 +48,7 @@ class RawJSONView(APIView):
         return body if request.stream is not None else memoryview(b"")
 
 
-class TokenObtainView(TokenViewBase):
+class TokenObtainView(MethodCheckedFirst, TokenViewBase):
     """POST /auth: a username and a password in, a signed access token out (OAuth 2 shape)."""
 
     serializer_class = TokenObtainSerializer

@@ -132,6 +132,29 @@ def test_a_request_without_a_token_is_401_not_counted(client: Client, rates) -> 
     assert post_sum(client, "[1]", issue_token(client)).status_code == 200
 
 
+def test_only_token_requests_spend_the_token_budget(client: Client, rates) -> None:
+    """A CORS preflight (OPTIONS) comes before each token request a browser sends, and other
+    methods are refused (405) before any rate limit, whatever the budget left."""
+    rates(auth="2/minute")
+    for method in ("options", "get", "put", "delete"):
+        getattr(client, method)("/auth")
+    for _ in range(2):
+        assert post_auth(client).status_code == 200
+    assert_429(post_auth(client))
+    assert client.get("/auth").status_code == 405
+    assert client.options("/auth").status_code == 200
+
+
+def test_a_preflight_spends_no_sum_budget(client: Client, rates) -> None:
+    rates(sum="1/minute")
+    token = issue_token(client)
+    preflight = client.options("/sum", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert preflight.status_code == 200
+    assert post_sum(client, "[1]", token).status_code == 200
+    assert_429(post_sum(client, "[1]", token))
+    assert client.get("/sum", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 405
+
+
 def test_waiting_retry_after_is_enough_and_needed(client: Client, rates, clock) -> None:
     rates(auth="3/minute")
     clock.now += 30
@@ -174,8 +197,9 @@ def test_the_window_slides(client: Client, rates, clock) -> None:
 
 
 class OneClient:
-    """What the throttle reads of a request: the client address."""
+    """What the throttle reads of a token request: its method and the client address."""
 
+    method = "POST"
     META = {"REMOTE_ADDR": "192.0.2.77"}
 
 
