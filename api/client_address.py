@@ -26,6 +26,17 @@ def _trusted(entries: tuple[str, ...]) -> tuple[bool, tuple[Network, ...]]:
     return False, tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
+def _plain(address: str) -> str:
+    """An IPv4 address written as IPv6 (`::ffff:192.0.2.1`, as a dual-stack socket names an IPv4
+    peer) as IPv4; any other text as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else address
+
+
 def _is_trusted(address: str, trust_all: bool, networks: tuple[Network, ...]) -> bool:
     if trust_all:
         return True
@@ -48,9 +59,10 @@ def client_address(request: HttpRequest) -> str:
 @lru_cache(maxsize=256)
 def _client_behind(peer: str, forwarded: str, trusted: tuple[str, ...]) -> str:
     trust_all, networks = _trusted(trusted)
+    peer = _plain(peer)
     if not _is_trusted(peer, trust_all, networks):
         return peer
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    hops = [_plain(hop.strip()) for hop in forwarded.split(",") if hop.strip()]
     address = peer
     for hop in reversed(hops):
         address = hop
