@@ -182,7 +182,7 @@ def test_refusals_are_not_counted(client: Client, rates, clock) -> None:
 
 def test_the_window_slides(client: Client, rates, clock) -> None:
     # Requests at the very end of one minute still count at the start of the next: no burst
-    # of twice the rate across the boundary, as plain fixed windows would allow.
+    # of twice the rate across the boundary just after it, as plain fixed windows would allow.
     rates(auth="4/minute")
     clock.now += 59
     for _ in range(4):
@@ -193,6 +193,21 @@ def test_the_window_slides(client: Client, rates, clock) -> None:
     clock.now += 29
     assert post_auth(client).status_code == 200
     assert post_auth(client).status_code == 200
+    assert_429(post_auth(client))
+
+
+def test_the_estimate_is_looser_at_a_windows_end(client: Client, rates, clock) -> None:
+    """As docs/operating.md says: their weight has nearly gone by the end of the next window,
+    so nearly twice the rate fits within one period across the edge; never more than the rate
+    within one window of the clock."""
+    rates(auth="4/minute")
+    clock.now += 59.9
+    for _ in range(4):
+        assert post_auth(client).status_code == 200
+    assert_429(post_auth(client))
+    clock.now += 59.9  # 59.9 s later, at the next window's end: 4 weigh as 0.007
+    for _ in range(3):
+        assert post_auth(client).status_code == 200
     assert_429(post_auth(client))
 
 
