@@ -66,9 +66,12 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 def endpoint_name(request: HttpRequest) -> str:
-    """The URL pattern's name (auth, sum, ...): `none` for a path the service does not serve."""
+    """The URL pattern's name (auth, sum, ...), `static` for the static files (WhiteNoise's,
+    answered before any URL is resolved), `none` for a path the service does not serve."""
     match = request.resolver_match
     if match is None:  # answered before URL resolution (a 413 from the body limit)
+        if request.path.startswith(settings.STATIC_URL):
+            return "static"
         try:
             match = resolve(request.path_info)
         except Resolver404:

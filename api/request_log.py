@@ -67,6 +67,16 @@ def log_line(
     )
 
 
+def body_size(request: HttpRequest, response: HttpResponse) -> int:
+    """The bytes of body the response sends: none to a HEAD; a streamed one (a static file)
+    as its Content-Length says, as it is not read here."""
+    if request.method == "HEAD":
+        return 0
+    if response.streaming:
+        return int(response.get("Content-Length") or 0)
+    return len(response.content)
+
+
 class RequestLogMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -85,7 +95,7 @@ class RequestLogMiddleware:
             request.method,
             request.path,
             response.status_code,
-            0 if response.streaming else len(response.content),
+            body_size(request, response),
             round(duration * 1000, 3),
             client_address(request),
             os.getpid(),

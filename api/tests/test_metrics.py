@@ -39,6 +39,7 @@ def test_requests_are_counted_by_endpoint_method_and_status(client: Client) -> N
     assert post_sum(client, "[1, 2]", None).status_code == 401
     assert client.get("/no/such/path").status_code == 404
     assert client.generic("BREW", "/sum").status_code == 405
+    assert client.get("/static/api/bearer-token.js").status_code == 200
     after = samples(client)
 
     def delta(*labels: str) -> float:
@@ -50,6 +51,7 @@ def test_requests_are_counted_by_endpoint_method_and_status(client: Client) -> N
     # Label values come from a fixed set, whatever the client sends.
     assert delta("none", "GET", "404") == 1
     assert delta("sum", "other", "405") == 1
+    assert delta("static", "GET", "200") == 1  # WhiteNoise's, before any URL is resolved
     duration = ("sumservice_http_request_duration_seconds_count", (("endpoint", "sum"),))
     assert after[duration] - before.get(duration, 0) == 5
     tokens = ("sumservice_tokens_issued_total", ())

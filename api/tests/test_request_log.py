@@ -78,6 +78,20 @@ def test_errors_and_refusals_are_logged_too(client: Client, caplog) -> None:
     ]
 
 
+def test_bytes_are_the_body_sent(client: Client, caplog) -> None:
+    """None to a HEAD; a static file's size (streamed, not read by the log)."""
+    caplog.set_level(logging.INFO)
+    assert client.head("/healthz").status_code == 200
+    static = client.get("/static/api/bearer-token.js")
+    assert static.status_code == 200 and static.streaming
+    sent = len(b"".join(static.streaming_content))
+    assert sent > 0
+    assert [(line["method"], line["bytes"]) for line in lines(caplog)] == [
+        ("HEAD", 0),
+        ("GET", sent),
+    ]
+
+
 def test_no_token_or_password_reaches_any_log(client: Client, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     response = client.post(
