@@ -133,6 +133,18 @@ def child_exit(server, worker):
         server.log.error("Cannot fold the metrics of exited workers: %s", error)
 
 
+def pre_exec(server):
+    """USR2 (gunicorn's upgrade in place): the new master makes a shared folder of its own.
+    After a SIGHUP the environment it is given holds this master's folders, which this master
+    removes when it exits, and whose files the new one would empty."""
+    environment = server.cfg.env_orig
+    shared = environment.pop(_SHARED, None)
+    if shared:
+        for variable in ("PROMETHEUS_MULTIPROC_DIR", "SUMSERVICE_CACHE_DIR"):
+            if environment.get(variable, "").startswith(os.path.join(shared, "")):
+                del environment[variable]
+
+
 def on_exit(server):
     import shutil
 

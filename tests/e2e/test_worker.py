@@ -909,3 +909,47 @@ def test_malloc_is_tuned_on_glibc_unless_the_operator_tunes_it(monkeypatch) -> N
     assert tune_malloc() is False
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     assert tune_malloc() is True
+
+
+def test_an_upgrade_in_place_after_a_reload_serves_from_a_folder_of_its_own(tmp_path) -> None:
+    """gunicorn's USR2 starts a new master from the old one's environment, which after a SIGHUP
+    names the old master's shared folder: the new master would empty its metrics, and lose
+    everything once the old master, exiting, removed it (500 on every request)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    # As ./start.sh runs it: USR2 runs the same command again (`python -m gunicorn` would be
+    # run as gunicorn/__main__.py, whose folder hides the standard library's `http`).
+    command = [str(Path(sys.executable).with_name("gunicorn")), "--config", "gunicorn.conf.py"]
+    server = LiveServer(workers=1, env={"TMPDIR": str(temporary)}, command=command)
+    with server:
+        old_master = server.process.pid
+        server.reload()
+        os.kill(old_master, signal.SIGUSR2)
+        deadline = time.monotonic() + 30
+        new_master = None
+        while new_master is None and time.monotonic() < deadline:
+            for pid in server.worker_pids():
+                environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                if f"GUNICORN_PID={old_master}".encode() in environment:
+                    new_master = pid
+            time.sleep(0.1)
+        assert new_master is not None, server.log()
+        try:
+            children = Path(f"/proc/{new_master}/task/{new_master}/children")
+            while not children.read_text().split() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+            os.kill(old_master, signal.SIGTERM)
+            server.process.wait(timeout=30)
+            assert len(list(temporary.iterdir())) == 1  # the new master's
+            for _ in range(3):
+                assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+            assert requests.get(server.url + "/metrics", timeout=10).status_code == 200
+            credentials = {"username": "alice", "password": "secret"}
+            answer = requests.post(server.url + "/auth", json=credentials, timeout=10)
+            assert answer.status_code == 200
+        finally:
+            os.kill(new_master, signal.SIGTERM)
+            while Path(f"/proc/{new_master}").exists() and time.monotonic() < deadline + 30:
+                time.sleep(0.1)
+    assert list(temporary.iterdir()) == []
