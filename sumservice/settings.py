@@ -174,6 +174,11 @@ SUMSERVICE.update(
     }
 )
 
+# prometheus_client counts in files wherever this variable is set, even to nothing; set to
+# nothing, it is unset, as every variable here (gunicorn.conf.py names a folder for it).
+if not env_str("PROMETHEUS_MULTIPROC_DIR", ""):
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 for _proxy in SUMSERVICE["TRUSTED_PROXIES"]:
     try:
         _proxy == "*" or ipaddress.ip_network(_proxy, strict=False)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +135,30 @@ def test_no_fold_while_a_scrape_reads_the_folder(tmp_path: Path) -> None:
         assert (tmp_path / "counter_101.db").exists()
     assert fold_dead_workers(str(tmp_path), living=set())
     assert list(archived(tmp_path).values()) == [3.0]
+
+
+def test_a_metrics_folder_set_to_nothing_is_none(tmp_path: Path) -> None:
+    """Without gunicorn (`./start.sh dev`), PROMETHEUS_MULTIPROC_DIR= (as `${VAR:-}` leaves it)
+    counts in the process, as unset: not in files written to the working folder (and a 500)."""
+    program = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "print(Client().get('/metrics', HTTP_HOST='localhost').status_code)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    environment = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": "",
+        "DJANGO_SETTINGS_MODULE": "sumservice.settings",
+        "PYTHONPATH": str(root),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.stdout.split() == ["200"], run.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
