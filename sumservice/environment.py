@@ -33,6 +33,17 @@ def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = Non
     return value
 
 
+def env_host(name: str, default: str) -> str:
+    """An address to bind or to name in a URL: a name, an IPv4 address, or an IPv6 address in
+    brackets ([::1]), as it is written before `:port`."""
+    raw = os.environ.get(name, "").strip() or default
+    if ":" in raw and not (raw.startswith("[") and raw.endswith("]")):
+        raise ImproperlyConfigured(
+            f"{name} must write an IPv6 address in brackets, as [::1] or [::]; got {raw!r}"
+        )
+    return raw
+
+
 def env_seconds(name: str, default: float) -> float:
     """A duration in seconds, whole or not; never negative."""
     raw = os.environ.get(name, "").strip()

@@ -15,15 +15,15 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from api import limits
-from sumservice.environment import env_bool, env_choice, env_int, env_list, env_str
+from sumservice.environment import env_bool, env_choice, env_host, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 # Where the service was started: start.sh and the Dockerfile pass the same HOST and PORT to
 # gunicorn, so the default issuer names the address the service really answers on.
-HOST = env_str("HOST", "127.0.0.1")
-PORT = env_int("PORT", 8000, minimum=1)
+HOST = env_host("HOST", "127.0.0.1")
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Nothing signed with SECRET_KEY outlives a process (no sessions, no cookies: tokens have keys
@@ -231,7 +231,8 @@ SIMPLE_JWT = {
     "ISSUER": env_str("SUMSERVICE_ISSUER", f"http://{HOST}:{PORT}"),
     "AUDIENCE": env_str("SUMSERVICE_AUDIENCE", "sumservice"),
     "ACCESS_TOKEN_LIFETIME": timedelta(
-        seconds=env_int("SUMSERVICE_ACCESS_TOKEN_LIFETIME", 3600, minimum=1)
+        # At most 366 days: an access token is short-lived, and its `exp` stays a date.
+        seconds=env_int("SUMSERVICE_ACCESS_TOKEN_LIFETIME", 3600, minimum=1, maximum=366 * 86400)
     ),
     "LEEWAY": env_int("SUMSERVICE_JWT_LEEWAY", 0),
     "USER_ID_CLAIM": "sub",

@@ -11,7 +11,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from sumservice.environment import env_bool, env_int, env_list, env_seconds, env_str
+from sumservice.environment import env_bool, env_host, env_int, env_list, env_seconds, env_str
 from tests.liveserver import ROOT
 
 
@@ -167,3 +167,50 @@ def test_a_django_log_level_it_cannot_take_stops_the_start_naming_it() -> None:
 def test_a_log_level_is_taken_in_any_letter_case(monkeypatch) -> None:
     monkeypatch.setenv("GUNICORN_LOG_LEVEL", "WARNING")
     assert gunicorn_config()["loglevel"] == "warning"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "localhost", "[::]", "[::1]", "api.example"])
+def test_a_host_is_a_name_an_ipv4_address_or_an_ipv6_one_in_brackets(monkeypatch, host) -> None:
+    monkeypatch.setenv("HOST", host)
+    assert env_host("HOST", "127.0.0.1") == host
+
+
+@pytest.mark.parametrize("host", ["::1", "::", "fe80::1", "[::1", "::1]"])
+def test_an_ipv6_host_without_brackets_stops_the_start_naming_it(monkeypatch, host) -> None:
+    """Written before `:port` (gunicorn's bind, the issuer's URL), `::1` would read as a port."""
+    monkeypatch.setenv("HOST", host)
+    with pytest.raises(ImproperlyConfigured, match=r"HOST must write an IPv6 address in brackets"):
+        env_host("HOST", "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("PORT", "70000", "PORT must be at most 65535, got 70000"),
+        ("HOST", "::1", "HOST must write an IPv6 address in brackets, as [::1] or [::]; got '::1'"),
+        (
+            "SUMSERVICE_ACCESS_TOKEN_LIFETIME",
+            "99999999999999",
+            "SUMSERVICE_ACCESS_TOKEN_LIFETIME must be at most 31622400, got 99999999999999",
+        ),
+    ],
+)
+def test_an_address_or_lifetime_out_of_range_stops_the_start_naming_it(name, value, said) -> None:
+    started = load_settings(name, value)
+    assert started.returncode != 0
+    assert said in started.stderr
+
+
+def test_an_ipv6_host_in_brackets_makes_the_default_issuer_a_url() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sumservice import settings; print(settings.SIMPLE_JWT['ISSUER'])",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "HOST": "[::1]", "PORT": "8443"},
+        capture_output=True,
+        text=True,
+    )
+    assert run.stdout.strip() == "http://[::1]:8443", run.stderr[-2000:]
