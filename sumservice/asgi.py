@@ -31,7 +31,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
 
 from api import limits, summing  # noqa: E402
 from api.parsers import RECEIVED_BODY  # noqa: E402
-from sumservice.worker import REFUSE_EXTENSION  # noqa: E402
+from sumservice.worker import REFUSE_EXTENSION, UNREAD_EXTENSION  # noqa: E402
 from sumservice.wsgi import application as wsgi_application  # noqa: E402
 
 Message = dict[str, Any]
@@ -91,7 +91,8 @@ class BufferedWSGIApplication:
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"An HTTP application, given a {scope['type']!r} scope.")
-        claim = BodyClaim(scope.get("extensions", {}).get(REFUSE_EXTENSION))
+        extensions = scope.get("extensions", {})
+        claim = BodyClaim(extensions.get(REFUSE_EXTENSION), extensions.get(UNREAD_EXTENSION))
         in_thread: asyncio.Future | None = None
         try:
             received = await self._receive_body(scope, receive, claim)
@@ -136,6 +137,8 @@ class BufferedWSGIApplication:
         """A buffer that starts with the body (empty when over the limit), and the body's
         length; None if the client left."""
         declared = _declared_length(scope)
+        if declared is not None and declared <= self.inline_body_bytes:
+            claim.inline_length = declared
         if declared is not None and declared > _DRAIN_FACTOR * self.max_body_bytes:
             # Not worth reading: the connection is closed after the 413.
             return bytearray(), declared
@@ -155,16 +158,18 @@ class BufferedWSGIApplication:
             chunk = message.get("body", b"")
             end = length + len(chunk)
             if keep and end <= self.max_body_bytes:
+                claim.arrived = end  # here, as it waits for memory if it must
                 if (mapped or end > self.large_body_bytes) and _huge_pages(end) > claim.taken:
                     # The memory of a mapping is taken page by page as the body fills it, and
                     # waits for room in the worker's budget: a client holds what it has sent,
                     # however slowly, and no more (gunicorn stops reading a socket whose bytes
                     # wait).
-                    await self.large_bodies.take(claim, _huge_pages(end))
+                    granted = await self.large_bodies.take(claim, _huge_pages(end))
+                    if not granted:
+                        return None  # refused as too slow, and its connection closed
                 if end > len(buffer):
                     buffer = self._grown(buffer, end)
                 buffer[length:end] = chunk
-                claim.arrived = end
             elif keep:
                 keep = False
                 buffer = bytearray()  # past the limit
@@ -295,20 +300,53 @@ class BodyClaim:
     """The memory one request's body holds in its worker's large-body budget, and how fast the
     body comes."""
 
-    __slots__ = ("arrived", "arrived_before", "refuse", "since", "taken", "waited", "whole")
+    __slots__ = (
+        "arrived",
+        "arrived_before",
+        "inline_length",
+        "refuse",
+        "refused",
+        "since",
+        "taken",
+        "unread",
+        "waited",
+        "whole",
+    )
 
-    def __init__(self, refuse: Callable[[int, str], Any] | None = None) -> None:
+    def __init__(
+        self,
+        refuse: Callable[[int, str], Any] | None = None,
+        unread: Callable[[], tuple[int, bool]] | None = None,
+    ) -> None:
         self.taken = 0
         self.whole = False  # received in full: its memory comes back once it is answered
         self.arrived = 0  # bytes of the body received
+        # Its Content-Length where it is answered in the event loop (up to the inline size);
+        # None for any other (larger, or chunked).
+        self.inline_length: int | None = None
         # The window its rate is measured over: from when it first took memory, moved on at
-        # each look (the loop's clock), and the bytes that had arrived before it.
+        # each look (the loop's clock), and the bytes that had arrived before it (taken, and
+        # waiting unread where that is known).
         self.since: float | None = None
         self.arrived_before = 0
         self.waited = 0.0  # seconds it has waited for memory within it: not its client's doing
         # Answers the request with a status and a message, and closes its connection: the
         # server's (REFUSE_EXTENSION); None where there is none.
         self.refuse = refuse
+        self.refused = False
+        # The bytes that have come and wait unread, and whether the server stopped reading for
+        # them (UNREAD_EXTENSION); None where there is no telling.
+        self.unread = unread
+
+    def answerable_at_once(self) -> bool:
+        """Whether the whole body has come (some of it perhaps unread: at most what the server
+        holds before it stops reading, 256 KiB) and is answered in the event loop. Such a body
+        takes its memory past the budget, ahead of any waiting: it gives it back within its
+        answer, where bodies still coming may hold theirs for seconds (slowly, for up to two
+        graces before they are refused)."""
+        if self.inline_length is None or self.unread is None:
+            return False
+        return self.arrived + self.unread()[0] >= self.inline_length
 
 
 class LargeBodyBudget:
@@ -320,7 +358,9 @@ class LargeBodyBudget:
     fills it slower than SLOW_BODY_BYTES_PER_SECOND is refused (408) and its memory goes to
     them. When bodies wait and none is whole (being answered, sure to give its memory back
     soon), the first of them goes past the budget and on to its end: a worker holds at most the
-    budget and one body more.
+    budget and one body more, beside a body answered in the event loop as soon as it has all
+    come (`BodyClaim.answerable_at_once`), which takes its memory past the budget, ahead of any
+    waiting, and gives it back within its answer.
     """
 
     def __init__(self, limit: int) -> None:
@@ -332,18 +372,25 @@ class LargeBodyBudget:
         self._receiving: set[BodyClaim] = set()  # bodies holding memory, not yet whole
         self._check: asyncio.TimerHandle | None = None
 
-    async def take(self, claim: BodyClaim, total: int) -> None:
-        """Wait until `claim` may hold `total` bytes in all."""
+    async def take(self, claim: BodyClaim, total: int) -> bool:
+        """Wait until `claim` may hold `total` bytes in all; False if it was refused meanwhile
+        (or before), as too slow."""
+        if claim.refused:
+            return False
         needed = total - claim.taken
-        if claim is self.overdrawing or (not self._waiting and self.held + needed <= self.limit):
+        if (
+            claim is self.overdrawing
+            or (not self._waiting and self.held + needed <= self.limit)
+            or claim.answerable_at_once()
+        ):
             self._grant(claim, needed)
-            return
+            return True
         loop = asyncio.get_running_loop()
         granted = loop.create_future()
         self._waiting.append((claim, needed, granted, loop.time()))
         self._refuse_slow_bodies()
         self._let_in()
-        await granted  # cancelled (the client left): _let_in passes over it
+        return await granted  # cancelled (the client left): _let_in passes over it
 
     def whole(self, claim: BodyClaim) -> None:
         self._receiving.discard(claim)
@@ -374,22 +421,31 @@ class LargeBodyBudget:
 
     def _let_in(self) -> None:
         while self._waiting:
-            claim, needed, granted, waiting_since = self._waiting[0]
+            turn, at_once = self._next_turn()
+            claim, needed, granted, waiting_since = self._waiting[turn]
             if granted.done():
-                self._waiting.popleft()
+                del self._waiting[turn]
                 continue
-            if self.held + needed > self.limit:
+            if self.held + needed > self.limit and not at_once:
                 if self.answering or self.overdrawing is not None:
                     # Memory will come back, or a body is on its way past the budget; slow
                     # ones are looked for meanwhile.
                     self._check_again()
                     return
                 self.overdrawing = claim
-            self._waiting.popleft()
+            del self._waiting[turn]
             if claim.since is not None:  # a wait for its first memory is before its window
                 claim.waited += asyncio.get_running_loop().time() - waiting_since
             self._grant(claim, needed)
-            granted.set_result(None)
+            granted.set_result(True)
+
+    def _next_turn(self) -> tuple[int, bool]:
+        """Where in the queue the next body to let in is, and whether it is answerable at once:
+        the first that is, else the first."""
+        for turn, (claim, _, granted, _) in enumerate(self._waiting):
+            if not granted.done() and claim.answerable_at_once():
+                return turn, True
+        return 0, False
 
     def _check_again(self) -> None:
         if self._check is None:
@@ -403,20 +459,34 @@ class LargeBodyBudget:
 
     def _refuse_slow_bodies(self) -> None:
         """Refuse the bodies that hold memory and have come slower than the least rate over
-        their window, when others wait for memory. A window as long as twice the grace starts
-        anew once looked at, so a body that slows down is refused within seconds, however much
-        of it came before."""
+        their window, when others wait for memory. A window as long as the grace starts anew
+        once looked at, so a body that slows down is refused within two graces, however much of
+        it came before.
+
+        A body that holds memory and waits for more is not read meanwhile: it is judged by what
+        its client sends all the same, which waits unread, unless the server stopped reading it
+        (its client is as fast as the server lets it be). Otherwise clients that each send a
+        page's worth at once and then trickle would hold the whole budget, waiting, unjudged.
+        """
         if not self._waiting:
             return
         now = asyncio.get_running_loop().time()
-        waiting = {entry[0] for entry in self._waiting}
+        waiting = {entry[0]: entry[2] for entry in self._waiting}
         for claim in list(self._receiving):
-            if claim.refuse is None or claim.since is None or claim in waiting:
+            if claim.refuse is None or claim.since is None:
                 continue
+            received = claim.arrived
+            if claim.unread is not None:
+                unread, held_up = claim.unread()
+                if held_up:
+                    continue
+                received += unread
+            elif claim in waiting:
+                continue  # not read meanwhile, and no telling what its client sends
             seconds = now - claim.since - claim.waited
             if seconds < SLOW_BODY_GRACE_SECONDS:
                 continue
-            rate = (claim.arrived - claim.arrived_before) / seconds
+            rate = (received - claim.arrived_before) / seconds
             if rate < SLOW_BODY_BYTES_PER_SECOND:
                 claim.refuse(
                     408,
@@ -424,9 +494,13 @@ class LargeBodyBudget:
                     f" waited for memory; a large body must come at {SLOW_BODY_BYTES_PER_SECOND:,}"
                     " bytes/s or more then.",
                 )
+                claim.refused = True
+                granted = waiting.get(claim)
+                if granted is not None and not granted.done():
+                    granted.set_result(False)  # passed over by _let_in from here
                 self.give_back(claim)
-            elif seconds >= 2 * SLOW_BODY_GRACE_SECONDS:
-                claim.since, claim.arrived_before, claim.waited = now, claim.arrived, 0.0
+            else:  # a window of at least the grace, judged: the next one starts
+                claim.since, claim.arrived_before, claim.waited = now, received, 0.0
 
 
 def _declared_length(scope: dict) -> int | None:

@@ -10,7 +10,8 @@ response and parser callbacks, the worker's serve and shutdown steps):
   a body timeout (likewise for the body), beside gunicorn's keep-alive timeout; a pause within a
   body is waited for up to the body timeout (`PatientBodyReceiver`);
 - for the application, a way to refuse a request whose body is still coming (the scope's
-  `REFUSE_EXTENSION`: sumservice.asgi's large bodies that come too slowly);
+  `REFUSE_EXTENSION`: sumservice.asgi's large bodies that come too slowly), and to know how
+  much of it has come that it has not taken (`UNREAD_EXTENSION`);
 - gunicorn's TLS settings served (a certificate that cannot be loaded stops the start);
 - open files: the limit raised for `worker_connections` at start, and a worker that runs out
   waits a second before it accepts again rather than spin;
@@ -61,6 +62,10 @@ STOP_KEEPALIVE_LINGER = 2.0
 # a request with a JSON error and closes its connection, its body still arriving: sumservice.asgi
 # refuses a large body that comes too slowly while others wait for memory.
 REFUSE_EXTENSION = "sumservice.refuse"
+# The ASGI scope extension (a callable, no arguments) that tells how many bytes of the request's
+# body have come and wait unread, and whether the connection stopped reading for them (its buffer
+# full): how fast a client sends while the application takes none of its body.
+UNREAD_EXTENSION = "sumservice.unread"
 
 # How long a TLS connection being closed waits for the client's close_notify. asyncio's and
 # uvloop's 30 s kept a closed connection counted that long, and a graceful stop waiting for it.
@@ -159,8 +164,14 @@ class SumProtocol(ASGIProtocol):
 
     def _build_http_scope(self, request, sockname, peername) -> dict:
         scope = super()._build_http_scope(request, sockname, peername)
-        scope.setdefault("extensions", {})[REFUSE_EXTENSION] = self._refuse
+        extensions = scope.setdefault("extensions", {})
+        extensions[REFUSE_EXTENSION] = self._refuse
+        extensions[UNREAD_EXTENSION] = self._unread
         return scope
+
+    def _unread(self) -> tuple[int, bool]:
+        receiver = self._body_receiver
+        return (receiver.buffered if receiver is not None else 0), self._reading_paused
 
     def _on_headers_complete(self):
         self._set_deadline(self.worker.body_timeout, "body")

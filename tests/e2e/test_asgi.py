@@ -9,7 +9,9 @@ import asyncio
 import contextlib
 import json
 import mmap
+import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -122,6 +124,59 @@ def test_clients_sending_large_bodies_slowly_hold_up_no_other_large_body(
             trickler.join()
         for sock in stalled:
             sock.close()
+
+
+def test_slow_clients_waiting_for_more_memory_hold_up_no_other_large_body() -> None:
+    """24 clients each declare a 10 MiB body, send its first 2 MiB page and a few bytes more at
+    once, and then a byte a second: most of them hold a page and wait for a second one, more
+    than the worker's budget (10 pages with one thread). Waiting, they are judged by what their
+    clients send all the same, and refused; a large body that has all come meanwhile is
+    answered at once, ahead of them, not once their body timeout ends them."""
+    numbers = b",".join(b"%d" % n for n in range(20_000))
+    body = b"[" + numbers + b"]"
+    assert asgi.LARGE_BODY_BYTES < len(body) < 256 * 1024  # all of it read before it has memory
+    declared = b"[" + b" " * (10 * MIB - 2) + b"]"
+    environment = {"SUMSERVICE_LARGE_REQUEST_THREADS": "1", "GUNICORN_BODY_TIMEOUT": "30"}
+    stalled: list[socket.socket] = []
+    trickling = threading.Event()
+
+    def trickle() -> None:
+        while not trickling.wait(1):
+            for sock in stalled:
+                with contextlib.suppress(OSError):
+                    sock.send(b" ")
+
+    trickler = threading.Thread(target=trickle)
+    with LiveServer(workers=1, env=environment) as server:
+        try:
+            access_token = token(server)
+            for _ in range(24):
+                sock = connect(server, timeout=1)
+                request = sum_request(access_token, declared)
+                head = len(request) - len(declared)
+                with contextlib.suppress(TimeoutError):  # sent as far as the server reads
+                    sock.sendall(request[: head + 2 * MIB + 8])
+                stalled.append(sock)
+            trickler.start()
+            answer = post_sum(server, body)
+            assert answer.status_code == 200
+            assert answer.json()["sum"] == str(sum(range(20_000)))
+            assert answer.elapsed.total_seconds() < 1
+            refused = []
+            deadline = time.monotonic() + 3 * asgi.SLOW_BODY_GRACE_SECONDS + 2
+            for sock in stalled:
+                sock.settimeout(max(deadline - time.monotonic(), 0.1))
+                with contextlib.suppress(OSError):
+                    refused.append(read_response(sock))
+            assert refused, "no slow body was refused"
+            for status, _, detail in refused:
+                assert status == 408 and b"while other requests waited for memory" in detail
+        finally:
+            trickling.set()
+            if trickler.is_alive():
+                trickler.join()
+            for sock in stalled:
+                sock.close()
 
 
 # --- in process: the bridge alone, given what gunicorn's receive hands over ---------------------
@@ -610,6 +665,62 @@ def test_a_bodys_wait_for_its_first_memory_is_not_added_to_its_grace(monkeypatch
             await asyncio.sleep(0.05)
         assert refused and loop.time() - granted < 0.6
         await asyncio.wait_for(next_body, 1)  # the refused body's memory goes to it
+
+    run_budget(steps)
+
+
+def test_a_body_waiting_for_more_memory_is_judged_by_what_its_client_sends() -> None:
+    """It is not read while it waits, so what its client sends waits unread: counted all the
+    same, and refused when too little, its wait given up; unless the server stopped reading it
+    (its client is as fast as the server lets it be)."""
+
+    async def steps(budget: LargeBodyBudget) -> None:
+        loop = asyncio.get_running_loop()
+        refused: list = []
+        since = asgi.SLOW_BODY_GRACE_SECONDS + 1
+        fast_first = 10 * asgi.SLOW_BODY_BYTES_PER_SECOND * since  # fast, on average
+        trickling, held_up = slow_claim(refused, fast_first), slow_claim(refused, fast_first)
+        trickling.unread = lambda: (8, False)  # 8 bytes more since, and reading goes on
+        held_up.unread = lambda: (256 * 1024, True)  # reading stopped: its client waits for us
+        await holding(budget, trickling, 4, since)
+        await holding(budget, held_up, 4, since)
+        answering = BodyClaim()
+        await budget.take(answering, 2)
+        budget.whole(answering)
+        trickling_more = await waiting(budget, trickling, 6)
+        held_up_more = await waiting(budget, held_up, 6)
+        assert refused == []  # fast over its first window: the next one starts
+        trickling.since = held_up.since = loop.time() - since  # a window later, nothing more
+        newcomer = await waiting(budget, BodyClaim(), 2)
+        assert [status for status, _ in refused] == [408]
+        assert await asyncio.wait_for(trickling_more, 1) is False
+        assert not held_up.refused
+        assert await budget.take(trickling, 8) is False  # refused: no memory any more
+        # The memory given back went to those waiting after it.
+        assert await asyncio.wait_for(held_up_more, 1) is True
+        assert await asyncio.wait_for(newcomer, 1) is True
+
+    run_budget(steps)
+
+
+def test_a_body_answerable_at_once_takes_memory_ahead_of_those_waiting() -> None:
+    """All of it has come (some unread) and it is answered in the event loop: it gives the
+    memory back within its answer, where those ahead of it may hold theirs for seconds."""
+
+    async def steps(budget: LargeBodyBudget) -> None:
+        holding_all = BodyClaim()
+        await budget.take(holding_all, 10)  # its client sends nothing more
+        first = await waiting(budget, BodyClaim(), 4)
+        complete = BodyClaim(unread=lambda: (60, False))
+        complete.arrived, complete.inline_length = 40, 100
+        assert await asyncio.wait_for(budget.take(complete, 4), 1) is True
+        assert budget.held == 10 + 4 + 4  # past the budget, as the first waiting one is
+        budget.whole(complete)
+        budget.give_back(complete)
+        assert first.done() and budget.held == 10 + 4
+        larger = BodyClaim(unread=lambda: (60, False))  # all come, but answered in a thread
+        larger.arrived = 40
+        assert not (await waiting(budget, larger, 4)).done()
 
     run_budget(steps)
 
