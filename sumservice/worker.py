@@ -217,6 +217,10 @@ class SumProtocol(ASGIProtocol):
         gunicorn may ask again once the response is written."""
         if super()._will_close(request, response_requires_close) or self._closed:
             return True
+        if getattr(self._callback_parser, "remaining_truncated", False):
+            # More came behind this request than the parser keeps (over TLS, a read can hold
+            # more than PIPELINED_BYTES): the rest is lost, so this answer says it is the last.
+            return True
         if self.req_count != self._move_decided_on:
             self._move_decided_on = self.req_count
             self._moving = self.worker.should_move_a_connection()

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -313,6 +314,33 @@ def test_a_body_that_stops_arriving_gets_408_at_the_body_timeout() -> None:
         assert json.loads(body)["detail"] == "The request's body did not arrive within 4 s."
         assert 3.5 < time.monotonic() - started < 7
         assert sock.recv(1) == b""  # closed
+
+
+def test_an_answer_says_close_when_more_came_behind_it_than_is_kept(tmp_path, monkeypatch) -> None:
+    """Over TLS a read can hold more than the parser keeps behind a finished request
+    (PIPELINED_BYTES): what it dropped is lost, so the answer before it announces the close,
+    rather than keep-alive followed by a closed connection."""
+    certificate, key = make_tls_files(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
+    context = ssl.create_default_context(cafile=str(certificate))
+    context.check_hostname = False
+    small, large = b"[" + b"1," * 30_000 + b"1]", b"[" + b"1," * 150_000 + b"1]"
+    with LiveServer(workers=1, tls=(certificate, key)) as server:
+        access_token = token(server)
+        pipelined = b"".join(sum_request(access_token, body) for body in (small, small, large))
+        pipelined += b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        for _ in range(3):
+            with context.wrap_socket(connect(server), server_hostname="127.0.0.1") as sock:
+                sock.sendall(pipelined)
+                stream = sock.makefile("rb")
+                answers = []
+                with contextlib.suppress(OSError):  # the connection's end (EOF, or TLS's)
+                    while True:
+                        answers.append(read_response(stream))
+                assert answers and all(status == 200 for status, _, _ in answers)
+                # Only the last answer before the connection ends may be, and is, the last.
+                closing = [headers.get("connection") == "close" for _, headers, _ in answers]
+                assert closing == [False] * (len(answers) - 1) + [True]
 
 
 def test_gunicorns_tls_settings_serve_https(tmp_path, monkeypatch) -> None:
