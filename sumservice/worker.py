@@ -134,6 +134,8 @@ class SumProtocol(ASGIProtocol):
         self._moving = False  # closed after this response, for its client to reconnect
         self._received_any = False  # whether the client has sent a byte yet
         self._move_decided_on = 0  # the request (req_count) that decision was made on
+        # Kept open, the worker stopping, for a request already received behind this one.
+        self._serving_pipelined = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         worker = self.worker
@@ -212,19 +214,33 @@ class SumProtocol(ASGIProtocol):
         self.worker.accept_again()
 
     def _will_close(self, request, response_requires_close) -> bool:
-        """gunicorn's keep-alive decision (announced in the response's head), and one more
-        reason to close: this worker holds more than its share. Decided once per request, as
-        gunicorn may ask again once the response is written."""
-        if super()._will_close(request, response_requires_close) or self._closed:
-            return True
-        if getattr(self._callback_parser, "remaining_truncated", False):
+        """gunicorn's keep-alive decision (announced in the response's head), with a request
+        already received behind this one (pipelined) answered too when the worker stops or
+        recycles, and one more reason to close: this worker holds more than its share. Decided
+        once per request, as gunicorn may ask again once the response is written."""
+        if self._closed or getattr(self._callback_parser, "remaining_truncated", False):
             # More came behind this request than the parser keeps (over TLS, a read can hold
             # more than PIPELINED_BYTES): the rest is lost, so this answer says it is the last.
             return True
+        if super()._will_close(request, response_requires_close):
+            # Past the request's own reasons, gunicorn closes when the worker stops or recycles.
+            own_reasons = response_requires_close or request.should_close() or not self._keepalive
+            if own_reasons or not self._next_request_received():
+                return True
+            self._serving_pipelined = True  # the connection loop goes on to it
+            return False
+        if self._next_request_received():
+            return False  # not moved elsewhere: it would be lost
         if self.req_count != self._move_decided_on:
             self._move_decided_on = self.req_count
             self._moving = self.worker.should_move_a_connection()
         return self._moving
+
+    def _next_request_received(self) -> bool:
+        """Whether the client has sent more behind the request being answered, already read:
+        the next request, pipelined, which the connection loop takes next."""
+        parser = self._callback_parser
+        return parser is not None and parser.is_complete and bool(parser.remaining())
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
@@ -284,6 +300,7 @@ class SumProtocol(ASGIProtocol):
                     )
 
                 # Handle HTTP request
+                self._serving_pipelined = False
                 keepalive = await self._serve_http_request(request, sockname, effective_peer)
 
                 # Increment worker request count
@@ -298,8 +315,10 @@ class SumProtocol(ASGIProtocol):
                 # keeps its connection even when the worker is stopping or has reached
                 # max_requests (gunicorn closes it then, and a client already sending its
                 # next request gets a reset). That next request, if it comes within the
-                # linger, is answered with "Connection: close".
-                if not keepalive:
+                # linger, is answered with "Connection: close". And one already received
+                # (pipelined) is answered: gunicorn's keep-alive answer, worked out again
+                # from the worker's state once the response is written, says no then.
+                if not (keepalive or self._serving_pipelined):
                     break
 
                 # Check connection limits for keepalive

@@ -763,6 +763,58 @@ def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_t
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
 
+def test_sigterm_answers_the_requests_pipelined_behind_those_in_flight() -> None:
+    """10 clients each send a 3 MB document and two small ones behind it, all at once; SIGTERM
+    comes while the large ones are summed: the small ones, already received, are answered
+    too (gunicorn answered the first with `Connection: close` and dropped the rest)."""
+    large = b"[" + b"1," * 1_500_000 + b"1]"
+    server = LiveServer(workers=2).start()
+    access_token = token(server)
+    pipelined = b"".join(sum_request(access_token, body) for body in (large, b"[1]", b"[2]"))
+    sent = threading.Barrier(11)
+
+    def send_and_read() -> list[tuple[int, str, str | None]]:
+        with connect(server, timeout=30) as sock:
+            sock.sendall(pipelined)
+            sent.wait()
+            stream = sock.makefile("rb")
+            answers = []
+            with contextlib.suppress(ConnectionError):
+                while len(answers) < 3:
+                    status, headers, body = read_response(stream)
+                    answers.append((status, json.loads(body)["sum"], headers.get("connection")))
+            return answers
+
+    try:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            futures = [pool.submit(send_and_read) for _ in range(10)]
+            sent.wait()
+            server.process.send_signal(signal.SIGTERM)
+            answers = [future.result() for future in futures]
+            server.process.wait(timeout=40)
+    finally:
+        server.stop(signal.SIGKILL)
+        server._tempdir.cleanup()
+    for answered in answers:
+        assert [(status, total) for status, total, _ in answered] == [
+            (200, "1500001"),
+            (200, "1"),
+            (200, "2"),
+        ]
+        assert answered[-1][2] == "close"  # the last, once nothing more waits
+
+
+def test_a_recycled_worker_answers_the_requests_pipelined_on_its_connections() -> None:
+    with LiveServer(workers=1, env={"GUNICORN_MAX_REQUESTS": "5"}) as server:
+        access_token = token(server)
+        with connect(server) as sock:
+            sock.sendall(b"".join(sum_request(access_token, b"[%d]" % n) for n in range(12)))
+            stream = sock.makefile("rb")
+            answers = [read_response(stream) for _ in range(12)]
+    assert [json.loads(body)["sum"] for _, _, body in answers] == [str(n) for n in range(12)]
+    assert answers[-1][1].get("connection") == "close"  # past max_requests, nothing more waits
+
+
 def test_a_recycled_worker_drains_for_longer_than_the_worker_timeout() -> None:
     """The master restarts a worker silent for GUNICORN_TIMEOUT: a worker that reached
     max_requests and drains a request for longer is not one of them, and answers it."""
