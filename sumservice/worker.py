@@ -50,6 +50,7 @@ from http import HTTPStatus
 
 from gunicorn import sock as gunicorn_sock
 from gunicorn.asgi import parser as python_parser
+from gunicorn.asgi import protocol as gunicorn_protocol
 from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
 from gunicorn.asgi.protocol import ASGIProtocol, BodyReceiver
 from gunicorn.workers.gasgi import ASGIWorker
@@ -66,6 +67,11 @@ REFUSE_EXTENSION = "sumservice.refuse"
 # body have come and wait unread, and whether the connection stopped reading for them (its buffer
 # full): how fast a client sends while the application takes none of its body.
 UNREAD_EXTENSION = "sumservice.unread"
+
+# gunicorn's table of status lines' reason phrases lacks some the application answers (a 406
+# from DRF's content negotiation went out as "406 Unknown"): the standard ones fill the gaps.
+for _status in HTTPStatus:
+    gunicorn_protocol._REASON_PHRASES.setdefault(_status.value, _status.phrase)
 
 # How long a TLS connection being closed waits for the client's close_notify. asyncio's and
 # uvloop's 30 s kept a closed connection counted that long, and a graceful stop waiting for it.

@@ -138,6 +138,14 @@ def test_the_c_http_parser_serves_where_it_is_installed(
     assert exchange(python_parser_server, two_spaces)[0] == 400
 
 
+def test_every_status_line_has_its_reason_phrase(server: LiveServer) -> None:
+    """gunicorn's table lacked some the application answers: its 406 went out as "Unknown"."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/xml\r\n\r\n")
+        status_line = sock.makefile("rb").readline()
+    assert status_line == b"HTTP/1.1 406 Not Acceptable\r\n"
+
+
 def test_fast_parser_setting_without_gunicorn_h1c_stops_the_start(tmp_path) -> None:
     """gunicorn itself would start, then drop every connection."""
     blocker = tmp_path / "gunicorn_h1c.py"
