@@ -854,7 +854,9 @@ _PARSER_REFUSALS = {
 def _sentence(message: str, status: int, error: BaseException | None = None) -> str:
     """gunicorn's messages are terse: say what its Python parser refused (`error`, the
     exception it caught), and which status they explain when they are empty."""
-    message = message.strip()
+    # gunicorn_h1c 0.6.10 formats one message with `%.*s`, which Python's PyErr_Format leaves
+    # as it is ("Header field not allowed in trailer: %.*s").
+    message = message.replace(": %.*s", ".").strip()
     refused = _PARSER_REFUSALS.get(type(error))
     if refused and " " not in message:
         return f"{refused}: {message}." if message else f"{refused}."

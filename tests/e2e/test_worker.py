@@ -138,6 +138,15 @@ def test_the_c_http_parser_serves_where_it_is_installed(
     assert exchange(python_parser_server, two_spaces)[0] == 400
 
 
+def test_a_field_a_trailer_may_not_hold_is_refused_in_a_sentence(server: LiveServer) -> None:
+    chunked = (
+        b"POST /sum HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\n[1]\r\n0\r\nContent-Length: 3\r\n\r\n"
+    )
+    status, _, body = exchange(server, chunked)
+    assert (status, body) == (400, {"detail": "Header field not allowed in trailer."})
+
+
 def test_every_status_line_has_its_reason_phrase(server: LiveServer) -> None:
     """gunicorn's table lacked some the application answers: its 406 went out as "Unknown"."""
     with connect(server) as sock:
