@@ -60,6 +60,24 @@ THROTTLED = Counter(
     ["scope"],
 )
 
+
+# What the views count, through these: with SUMSERVICE_METRICS=false nothing is counted (nor
+# written to the multiprocess files), as nothing is served.
+def count_token_issued() -> None:
+    if settings.SUMSERVICE["METRICS"]:
+        TOKENS_ISSUED.inc()
+
+
+def count_rate_limited(scope: str) -> None:
+    if settings.SUMSERVICE["METRICS"]:
+        THROTTLED.labels(scope=scope).inc()
+
+
+def observe_sum_body(size: int) -> None:
+    if settings.SUMSERVICE["METRICS"]:
+        SUM_BODY_BYTES.observe(size)
+
+
 # Label values come from this fixed set, whatever a client sends: a label per distinct path or
 # method would let anyone grow the metrics without bound.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

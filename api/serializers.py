@@ -79,7 +79,7 @@ class TokenObtainSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         token = SumAccessToken.for_subject(attrs["username"])
-        metrics.TOKENS_ISSUED.inc()
+        metrics.count_token_issued()
         lifetime = simplejwt_settings.api_settings.ACCESS_TOKEN_LIFETIME
         return {
             "access_token": str(token),

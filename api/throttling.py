@@ -60,7 +60,7 @@ class SlidingWindowThrottle(SimpleRateThrottle):
         self.cache.decr(current)
         count -= 1
         self.retry_after = self._seconds_until_one_more(count, previous, elapsed)
-        metrics.THROTTLED.labels(scope=self.scope).inc()
+        metrics.count_rate_limited(self.scope)
         return False
 
     def _seconds_until_one_more(self, count: int, previous: int, elapsed: float) -> float:

@@ -81,7 +81,7 @@ class SumView(RawJSONView):
     def post(self, request: Request) -> Response:
         limits = settings.SUMSERVICE
         with self.document(request) as document:
-            metrics.SUM_BODY_BYTES.observe(len(document))
+            metrics.observe_sum_body(len(document))
             total = canonical_sum(
                 document,
                 max_number_length=limits["MAX_NUMBER_LENGTH"],

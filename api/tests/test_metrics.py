@@ -86,6 +86,30 @@ def test_metrics_can_be_turned_off(settings: Any) -> None:
     assert "SUMSERVICE_METRICS" in response.json()["detail"]
 
 
+def test_turned_off_nothing_is_counted(client: Client, settings: Any) -> None:
+    """Nor written to the workers' files: tokens issued, rate-limit refusals, body sizes."""
+    before = samples(client)
+    with override_settings(
+        SUMSERVICE={**settings.SUMSERVICE, "METRICS": False},
+        REST_FRAMEWORK={
+            **settings.REST_FRAMEWORK,
+            "DEFAULT_THROTTLE_RATES": {"auth": "1/minute", "sum": None},
+        },
+    ):
+        token = issue_token(client)
+        assert post_sum(client, "[1, 2]", token).status_code == 200
+        credentials = {"username": "alice", "password": "secret"}
+        assert client.post("/auth", credentials, content_type="application/json").status_code == 429
+    after = samples(client)
+    for name in (
+        "sumservice_tokens_issued_total",
+        "sumservice_sum_request_body_bytes_count",
+        "sumservice_rate_limited_requests_total",
+    ):
+        counted = {key: value for key, value in after.items() if key[0] == name}
+        assert counted == {key: before[key] for key in counted if key in before}, name
+
+
 def test_metrics_answer_get_only(client: Client) -> None:
     response = client.post("/metrics")
     assert response.status_code == 405
