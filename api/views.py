@@ -27,10 +27,12 @@ class MethodCheckedFirst(APIView):
     a wrong method is wrong whoever sends it, and spends no client's budget."""
 
     def initial(self, request: Request, *args, **kwargs) -> None:
-        # The format is known first, so that the 405 is rendered as negotiated (a browser still
-        # gets the browsable page).
-        self.format_kwarg = self.get_format_suffix(**kwargs)
-        if request.method not in self.allowed_methods:
+        # `allowed_methods`, as Django's dispatch() tells them, without building the list.
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            # The format is known first, so that the 405 is rendered as negotiated (a browser
+            # still gets the browsable page).
+            self.format_kwarg = self.get_format_suffix(**kwargs)
             raise MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
 
