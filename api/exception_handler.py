@@ -9,7 +9,7 @@ from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from api.exceptions import NumberTooLarge
+from api.exceptions import NumberTooLarge, UnsupportedContentEncoding
 from api.summing import InvalidDocumentError, NumberTooLargeError
 
 
@@ -23,4 +23,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is not None and isinstance(exc, AuthenticationFailed):
         # RFC 6750 section 3.1: a token was sent but is not acceptable.
         response["WWW-Authenticate"] += ', error="invalid_token"'
+    elif response is not None and isinstance(exc, UnsupportedContentEncoding):
+        response["Accept-Encoding"] = "identity"
     return response

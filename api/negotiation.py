@@ -5,6 +5,8 @@ from __future__ import annotations
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.negotiation import DefaultContentNegotiation
 
+from api.exceptions import UnsupportedContentEncoding
+
 
 class ContentNegotiation(DefaultContentNegotiation):
     """DRF's negotiation, answering at once for the Accept headers of API clients, and saying
@@ -29,6 +31,11 @@ class ContentNegotiation(DefaultContentNegotiation):
         return super().select_renderer(request, renderers, format_suffix)
 
     def select_parser(self, request, parsers):
+        # A compressed body would reach the parsers as bytes they cannot read (a 400 saying it
+        # is not UTF-8): what is wrong is the coding.
+        coding = request.META.get("HTTP_CONTENT_ENCODING", "").strip()
+        if coding and coding.lower() != "identity":
+            raise UnsupportedContentEncoding
         # DRF asks only when there is a body; without a Content-Type its 415 would name "".
         if not request.content_type:
             raise UnsupportedMediaType(

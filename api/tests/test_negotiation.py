@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
@@ -36,3 +38,30 @@ def test_negotiation_agrees_with_drf(accept: str | None, query: str) -> None:
     ours = ContentNegotiation().select_renderer(request, renderers)
     drf = DefaultContentNegotiation().select_renderer(request, renderers)
     assert (type(ours[0]), ours[1]) == (type(drf[0]), drf[1])
+
+
+@pytest.mark.parametrize("path", ["/sum", "/auth"])
+def test_a_compressed_body_is_415_with_the_coding_accepted(client, token, path: str) -> None:
+    """Not a 400 saying the bytes are not UTF-8: the coding is what is wrong (RFC 9110 8.4.1)."""
+    body = gzip.compress(b'{"username": "alice", "password": "secret"}')
+    response = client.post(
+        path,
+        body,
+        content_type="application/json",
+        HTTP_CONTENT_ENCODING="gzip",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 415
+    assert response["Accept-Encoding"] == "identity"
+    assert "Content-Encoding" in response.json()["detail"]
+
+
+def test_the_identity_coding_is_no_coding(client, token) -> None:
+    response = client.post(
+        "/sum",
+        b"[1, 2]",
+        content_type="application/json",
+        HTTP_CONTENT_ENCODING="identity",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 200 and response.json()["sum"] == "3"
