@@ -184,6 +184,16 @@ class SumProtocol(ASGIProtocol):
     def _on_headers_complete(self):
         self._set_deadline(self.worker.body_timeout, "body")
         skip_body = super()._on_headers_complete()
+        request = self._current_request
+        if request.chunked and _transfer_codings(request) != [b"chunked"]:
+            # The parsers frame the body by its last coding, chunked, and ignore those before
+            # it (gzip): the application would be given the body still compressed.
+            self._refuse(
+                501,
+                "A Transfer-Encoding other than chunked alone is not supported: send the body"
+                " chunked, or with a Content-Length.",
+            )
+            return True
         # No byte of the body has come yet: the parser feeds it once this returns.
         self._body_receiver = PatientBodyReceiver(self._current_request, self)
         return skip_body
@@ -830,6 +840,17 @@ class SumWorker(ASGIWorker):
         while True:
             self.notify()
             await asyncio.sleep(1.0)
+
+
+def _transfer_codings(request) -> list[bytes]:
+    """The request's transfer codings, in order, lower-case (RFC 9112 section 6.1)."""
+    return [
+        coding.strip().lower()
+        for name, value in request.headers_bytes
+        if name == b"transfer-encoding"
+        for coding in value.split(b",")
+        if coding.strip()
+    ]
 
 
 def _reason(status: int) -> str:

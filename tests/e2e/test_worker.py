@@ -147,6 +147,25 @@ def test_a_field_a_trailer_may_not_hold_is_refused_in_a_sentence(server: LiveSer
     assert (status, body) == (400, {"detail": "Header field not allowed in trailer."})
 
 
+@BOTH_PARSERS
+@pytest.mark.parametrize("codings", [b"gzip, chunked", b"deflate , Chunked"])
+def test_a_transfer_coding_before_chunked_is_501(served: str, request, codings: bytes) -> None:
+    """Not a body summed still compressed: the parsers frame it by chunked and ignore the rest.
+    (A last coding other than chunked, or chunked twice, is their own 400.)"""
+    server = request.getfixturevalue(served)
+    raw = (
+        b"POST /sum HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + token(server).encode() + b"\r\n"
+        b"Transfer-Encoding: " + codings + b"\r\n\r\n3\r\n[1]\r\n0\r\n\r\n"
+    )
+    status, headers, body = exchange(server, raw)
+    assert (status, headers["content-type"]) == (501, "application/json")
+    assert body == {
+        "detail": "A Transfer-Encoding other than chunked alone is not supported: send the body"
+        " chunked, or with a Content-Length."
+    }
+
+
 def test_every_status_line_has_its_reason_phrase(server: LiveServer) -> None:
     """gunicorn's table lacked some the application answers: its 406 went out as "Unknown"."""
     with connect(server) as sock:
