@@ -46,6 +46,7 @@ import signal
 import socket
 import ssl
 import sys
+import urllib.parse
 from http import HTTPStatus
 
 from gunicorn import sock as gunicorn_sock
@@ -172,6 +173,8 @@ class SumProtocol(ASGIProtocol):
 
     def _build_http_scope(self, request, sockname, peername) -> dict:
         scope = super()._build_http_scope(request, sockname, peername)
+        if scope["path"].startswith(("http://", "https://", "HTTP://", "HTTPS://")):
+            _from_absolute_form(scope)
         extensions = scope.setdefault("extensions", {})
         extensions[REFUSE_EXTENSION] = self._refuse
         extensions[UNREAD_EXTENSION] = self._unread
@@ -185,6 +188,11 @@ class SumProtocol(ASGIProtocol):
         self._set_deadline(self.worker.body_timeout, "body")
         skip_body = super()._on_headers_complete()
         request = self._current_request
+        if request.version >= (1, 1) and not any(
+            name == b"host" for name, _ in request.headers_bytes
+        ):
+            self._refuse(400, "A Host header is required in HTTP/1.1 (RFC 9112 section 3.2).")
+            return True
         if request.chunked and _transfer_codings(request) != [b"chunked"]:
             # The parsers frame the body by its last coding, chunked, and ignore those before
             # it (gzip): the application would be given the body still compressed.
@@ -840,6 +848,17 @@ class SumWorker(ASGIWorker):
         while True:
             self.notify()
             await asyncio.sleep(1.0)
+
+
+def _from_absolute_form(scope: dict) -> None:
+    """A request target in absolute form (`POST http://host/sum`, as sent to a proxy), which a
+    server must accept (RFC 9112 section 3.2.2): its path is the path, and its authority the
+    host, in place of the Host header."""
+    target = urllib.parse.urlsplit(scope["raw_path"])
+    scope["raw_path"] = target.path or b"/"
+    scope["path"] = urllib.parse.unquote_to_bytes(scope["raw_path"]).decode("utf-8", "replace")
+    headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+    scope["headers"] = [(b"host", target.netloc), *headers]
 
 
 def _transfer_codings(request) -> list[bytes]:

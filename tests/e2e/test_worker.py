@@ -166,6 +166,37 @@ def test_a_transfer_coding_before_chunked_is_501(served: str, request, codings: 
     }
 
 
+@BOTH_PARSERS
+def test_an_http_1_1_request_without_a_host_is_400(served: str, request) -> None:
+    server = request.getfixturevalue(served)
+    status, _, body = exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n")
+    assert (status, body) == (
+        400,
+        {"detail": "A Host header is required in HTTP/1.1 (RFC 9112 section 3.2)."},
+    )
+    status, _, body = exchange(server, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert (status, body) == (200, {"status": "ok"})  # HTTP/1.0 has no Host to require
+
+
+@BOTH_PARSERS
+def test_a_target_in_absolute_form_is_its_path_at_its_host(served: str, request) -> None:
+    """As a client talking to a proxy sends it (RFC 9112 section 3.2.2): the target's authority
+    is the host, whatever the Host header says, and it must be one the service answers for."""
+    server = request.getfixturevalue(served)
+    access_token = token(server).encode()
+    absolute = (
+        b"POST http://127.0.0.1/sum?x=1 HTTP/1.1\r\nHost: elsewhere.example\r\n"
+        b"Content-Type: application/json\r\nAuthorization: Bearer " + access_token + b"\r\n"
+        b"Content-Length: 5\r\n\r\n[1,2]"
+    )
+    status, _, body = exchange(server, absolute)
+    assert (status, body["sum"]) == (200, "3")
+    foreign = absolute.replace(b"http://127.0.0.1/sum", b"http://evil.example/sum")
+    foreign = foreign.replace(b"Host: elsewhere.example", b"Host: 127.0.0.1")
+    status, headers, body = exchange(server, foreign)
+    assert (status, headers["content-type"]) == (400, "application/json")
+
+
 def test_every_status_line_has_its_reason_phrase(server: LiveServer) -> None:
     """gunicorn's table lacked some the application answers: its 406 went out as "Unknown"."""
     with connect(server) as sock:
