@@ -78,6 +78,44 @@ def test_a_large_body_is_answered_beside_small_ones(server: LiveServer) -> None:
     assert answer.json()["sum"] == str(sum(range(200_000)))
 
 
+@contextlib.contextmanager
+def trickling(stalled: list[socket.socket]) -> Iterator[None]:
+    """A byte a second to each of the `stalled` connections, and every one closed at the end."""
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(1):
+            for sock in stalled:
+                with contextlib.suppress(OSError):
+                    sock.send(b" ")
+
+    trickler = threading.Thread(target=trickle)
+    trickler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        trickler.join()
+        for sock in stalled:
+            sock.close()
+
+
+def refused_as_slow(stalled: list[socket.socket], within: float) -> list:
+    """The answers the `stalled` connections got within `within` seconds: each a JSON 408 for
+    a body that came too slowly; at least one."""
+    refused = []
+    deadline = time.monotonic() + within
+    for sock in stalled:
+        sock.settimeout(max(deadline - time.monotonic(), 0.1))
+        with contextlib.suppress(OSError):
+            refused.append(read_response(sock))
+    assert refused, "no slow body was refused"
+    for status, headers, detail in refused:
+        assert status == 408 and headers["content-type"] == "application/json"
+        assert b"while other requests waited for memory" in detail
+    return refused
+
+
 def test_clients_sending_large_bodies_slowly_hold_up_no_other_large_body(
     server: LiveServer,
 ) -> None:
@@ -87,43 +125,19 @@ def test_clients_sending_large_bodies_slowly_hold_up_no_other_large_body(
     numbers = b",".join(b"%d" % n for n in range(170_000))
     body = b"[" + numbers + b"]"
     assert len(body) > MIB
-    stalled = []
-    trickling = threading.Event()
-
-    def trickle() -> None:
-        while not trickling.wait(1):
-            for sock in stalled:
-                with contextlib.suppress(OSError):
-                    sock.send(b" ")
-
-    trickler = threading.Thread(target=trickle)
-    try:
+    stalled: list[socket.socket] = []
+    with trickling(stalled):
         for _ in range(48):
             sock = connect(server)
             request = sum_request(token(server), body)
             sock.sendall(request[: len(request) - len(body) + 100_000])
             stalled.append(sock)
-        trickler.start()
         for _ in range(3):
             answer = post_sum(server, body)
             assert answer.status_code == 200
             assert answer.json()["sum"] == str(sum(range(170_000)))
             assert answer.elapsed.total_seconds() < 2 * asgi.SLOW_BODY_GRACE_SECONDS + 1
-        refused = []
-        for sock in stalled:
-            sock.settimeout(0.1)
-            with contextlib.suppress(OSError):
-                refused.append(read_response(sock))
-        assert refused, "no slow body was refused"
-        for status, headers, detail in refused:
-            assert status == 408 and headers["content-type"] == "application/json"
-            assert b"while other requests waited for memory" in detail
-    finally:
-        trickling.set()
-        if trickler.is_alive():
-            trickler.join()
-        for sock in stalled:
-            sock.close()
+        refused_as_slow(stalled, within=0.1 * len(stalled))
 
 
 def test_slow_clients_waiting_for_more_memory_hold_up_no_other_large_body() -> None:
@@ -138,45 +152,20 @@ def test_slow_clients_waiting_for_more_memory_hold_up_no_other_large_body() -> N
     declared = b"[" + b" " * (10 * MIB - 2) + b"]"
     environment = {"SUMSERVICE_LARGE_REQUEST_THREADS": "1", "GUNICORN_BODY_TIMEOUT": "30"}
     stalled: list[socket.socket] = []
-    trickling = threading.Event()
-
-    def trickle() -> None:
-        while not trickling.wait(1):
-            for sock in stalled:
-                with contextlib.suppress(OSError):
-                    sock.send(b" ")
-
-    trickler = threading.Thread(target=trickle)
-    with LiveServer(workers=1, env=environment) as server:
-        try:
-            access_token = token(server)
-            for _ in range(24):
-                sock = connect(server, timeout=1)
-                request = sum_request(access_token, declared)
-                head = len(request) - len(declared)
-                with contextlib.suppress(TimeoutError):  # sent as far as the server reads
-                    sock.sendall(request[: head + 2 * MIB + 8])
-                stalled.append(sock)
-            trickler.start()
-            answer = post_sum(server, body)
-            assert answer.status_code == 200
-            assert answer.json()["sum"] == str(sum(range(20_000)))
-            assert answer.elapsed.total_seconds() < 1
-            refused = []
-            deadline = time.monotonic() + 3 * asgi.SLOW_BODY_GRACE_SECONDS + 2
-            for sock in stalled:
-                sock.settimeout(max(deadline - time.monotonic(), 0.1))
-                with contextlib.suppress(OSError):
-                    refused.append(read_response(sock))
-            assert refused, "no slow body was refused"
-            for status, _, detail in refused:
-                assert status == 408 and b"while other requests waited for memory" in detail
-        finally:
-            trickling.set()
-            if trickler.is_alive():
-                trickler.join()
-            for sock in stalled:
-                sock.close()
+    with LiveServer(workers=1, env=environment) as server, trickling(stalled):
+        access_token = token(server)
+        for _ in range(24):
+            sock = connect(server, timeout=1)
+            request = sum_request(access_token, declared)
+            head = len(request) - len(declared)
+            with contextlib.suppress(TimeoutError):  # sent as far as the server reads
+                sock.sendall(request[: head + 2 * MIB + 8])
+            stalled.append(sock)
+        answer = post_sum(server, body)
+        assert answer.status_code == 200
+        assert answer.json()["sum"] == str(sum(range(20_000)))
+        assert answer.elapsed.total_seconds() < 1
+        refused_as_slow(stalled, within=3 * asgi.SLOW_BODY_GRACE_SECONDS + 2)
 
 
 # --- in process: the bridge alone, given what gunicorn's receive hands over ---------------------
