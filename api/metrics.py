@@ -83,12 +83,12 @@ def observe_sum_body(size: int) -> None:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def endpoint_name(request: HttpRequest) -> str:
-    """The URL pattern's name (auth, sum, ...), `static` for the static files (WhiteNoise's,
+def endpoint_name(request: HttpRequest, status: int) -> str:
+    """The URL pattern's name (auth, sum, ...), `static` for a static file served (WhiteNoise's,
     answered before any URL is resolved), `none` for a path the service does not serve."""
     match = request.resolver_match
     if match is None:  # answered before URL resolution (a 413 from the body limit)
-        if request.path.startswith(settings.STATIC_URL):
+        if status < 400 and request.path.startswith(settings.STATIC_URL):
             return "static"
         try:
             match = resolve(request.path_info)
@@ -108,7 +108,7 @@ class MetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        endpoint = endpoint_name(request)
+        endpoint = endpoint_name(request, response.status_code)
         method = request.method if request.method in _METHODS else "other"
         counted, timed = _series(endpoint, method, response.status_code)
         counted.inc()

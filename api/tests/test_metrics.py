@@ -43,6 +43,7 @@ def test_requests_are_counted_by_endpoint_method_and_status(client: Client) -> N
     assert client.get("/no/such/path").status_code == 404
     assert client.generic("BREW", "/sum").status_code == 405
     assert client.get("/static/api/bearer-token.js").status_code == 200
+    assert client.get("/static/no/such/file.js").status_code == 404
     after = samples(client)
 
     def delta(*labels: str) -> float:
@@ -52,7 +53,7 @@ def test_requests_are_counted_by_endpoint_method_and_status(client: Client) -> N
     assert delta("sum", "POST", "401") == 1
     assert delta("auth", "POST", "200") == 1
     # Label values come from a fixed set, whatever the client sends.
-    assert delta("none", "GET", "404") == 1
+    assert delta("none", "GET", "404") == 2  # /static/no/such/file.js too
     assert delta("sum", "other", "405") == 1
     assert delta("static", "GET", "200") == 1  # WhiteNoise's, before any URL is resolved
     duration = ("sumservice_http_request_duration_seconds_count", (("endpoint", "sum"),))
