@@ -435,7 +435,9 @@ class LargeBodyBudget:
                 self.overdrawing = claim
             del self._waiting[turn]
             if claim.since is not None:  # a wait for its first memory is before its window
-                claim.waited += asyncio.get_running_loop().time() - waiting_since
+                # Only the part of the wait within its window: one judged meanwhile started anew.
+                now = asyncio.get_running_loop().time()
+                claim.waited += now - max(waiting_since, claim.since)
             self._grant(claim, needed)
             granted.set_result(True)
 

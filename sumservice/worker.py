@@ -122,6 +122,11 @@ class PatientBodyReceiver(BodyReceiver):
     (a JSON 408) allows. gunicorn's own stops waiting after GUNICORN_TIMEOUT without a byte and
     tells the application that the client left while it is still connected: a 500 for it."""
 
+    @property
+    def all_received(self) -> bool:
+        """Whether the body's last byte has come (some of it perhaps not taken yet)."""
+        return self._complete
+
     async def _wait_for_data(self) -> None:
         if self._chunks or self._complete or self._disconnected:
             return
@@ -143,6 +148,7 @@ class SumProtocol(ASGIProtocol):
         self._move_decided_on = 0  # the request (req_count) that decision was made on
         # Kept open, the worker stopping, for a request already received behind this one.
         self._serving_pipelined = False
+        self._stopping_since: float | None = None  # when this connection heard of the stop
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         worker = self.worker
@@ -173,7 +179,7 @@ class SumProtocol(ASGIProtocol):
 
     def _build_http_scope(self, request, sockname, peername) -> dict:
         scope = super()._build_http_scope(request, sockname, peername)
-        if scope["path"].startswith(("http://", "https://", "HTTP://", "HTTPS://")):
+        if _is_absolute_form(scope["raw_path"]):
             _from_absolute_form(scope)
         extensions = scope.setdefault("extensions", {})
         extensions[REFUSE_EXTENSION] = self._refuse
@@ -181,13 +187,23 @@ class SumProtocol(ASGIProtocol):
         return scope
 
     def _unread(self) -> tuple[int, bool]:
+        """UNREAD_EXTENSION: the bytes of the body come and not taken, and whether its client
+        cannot send more now: reading stopped, or the whole body has come."""
         receiver = self._body_receiver
-        return (receiver.buffered if receiver is not None else 0), self._reading_paused
+        if receiver is None:
+            return 0, True
+        return receiver.buffered, self._reading_paused or receiver.all_received
 
     def _on_headers_complete(self):
         self._set_deadline(self.worker.body_timeout, "body")
         skip_body = super()._on_headers_complete()
         request = self._current_request
+        if _is_absolute_form(request.raw_path):
+            try:
+                urllib.parse.urlsplit(request.raw_path)
+            except ValueError:
+                self._refuse(400, "Invalid request target.")
+                return True
         if request.version >= (1, 1) and not any(
             name == b"host" for name, _ in request.headers_bytes
         ):
@@ -248,8 +264,14 @@ class SumProtocol(ASGIProtocol):
             return True
         if super()._will_close(request, response_requires_close):
             # Past the request's own reasons, gunicorn closes when the worker stops or recycles.
+            # A request already received behind this one is answered, within the stop's
+            # linger: a client that keeps pipelining does not keep the worker.
             own_reasons = response_requires_close or request.should_close() or not self._keepalive
-            if own_reasons or not self._next_request_received():
+            lingering = (
+                self._stopping_since is None
+                or self.worker.loop.time() - self._stopping_since < STOP_KEEPALIVE_LINGER
+            )
+            if own_reasons or not lingering or not self._next_request_received():
                 return True
             self._serving_pipelined = True  # the connection loop goes on to it
             return False
@@ -261,10 +283,10 @@ class SumProtocol(ASGIProtocol):
         return self._moving
 
     def _next_request_received(self) -> bool:
-        """Whether the client has sent more behind the request being answered, already read:
-        the next request, pipelined, which the connection loop takes next."""
+        """Whether the head of a next request, pipelined, has come behind the request being
+        answered, already read: the connection loop takes it next."""
         parser = self._callback_parser
-        return parser is not None and parser.is_complete and bool(parser.remaining())
+        return parser is not None and parser.is_complete and b"\r\n\r\n" in parser.remaining()
 
     async def _handle_connection(self):
         """gunicorn's connection loop (gunicorn/asgi/protocol.py, 27.0.1), less its uWSGI
@@ -399,6 +421,8 @@ class SumProtocol(ASGIProtocol):
         one where more remains of its keep-alive timeout, and one that has sent nothing yet
         (a browser's speculative connection) rather than the whole header timeout. The worker
         exits, and a recycled one is replaced, once its connections are closed."""
+        if self._stopping_since is None:
+            self._stopping_since = self.worker.loop.time()
         if self._closed:
             return
         if not self._received_any:
@@ -848,6 +872,10 @@ class SumWorker(ASGIWorker):
         while True:
             self.notify()
             await asyncio.sleep(1.0)
+
+
+def _is_absolute_form(target: bytes | None) -> bool:
+    return bool(target) and target[:8].lower().startswith((b"http://", b"https://"))
 
 
 def _from_absolute_form(scope: dict) -> None:

@@ -20,6 +20,7 @@ import ssl
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +40,8 @@ from sumservice.worker import (
     STOP_KEEPALIVE_LINGER,
     TLS_SHUTDOWN_SECONDS,
     ConnectionCounts,
+    PatientBodyReceiver,
+    SumProtocol,
     SumWorker,
     tune_malloc,
 )
@@ -195,6 +198,30 @@ def test_a_target_in_absolute_form_is_its_path_at_its_host(served: str, request)
     foreign = foreign.replace(b"Host: elsewhere.example", b"Host: 127.0.0.1")
     status, headers, body = exchange(server, foreign)
     assert (status, headers["content-type"]) == (400, "application/json")
+
+
+def test_the_unread_extension_says_a_client_that_sent_its_whole_body_is_held_up() -> None:
+    """What sumservice.asgi judges a body waiting for memory by: its client cannot send more
+    once it has sent it all, however little waits unread (it is not slow, only waiting)."""
+    protocol = SumProtocol.__new__(SumProtocol)
+    protocol._reading_paused = False
+    protocol._body_receiver = PatientBodyReceiver(types.SimpleNamespace(), protocol)
+    protocol._body_receiver.feed(b"x" * 40_000)
+    assert protocol._unread() == (40_000, False)  # more may come: its rate counts
+    protocol._body_receiver.set_complete()
+    assert protocol._unread() == (40_000, True)
+    protocol._body_receiver = None
+    assert protocol._unread() == (0, True)
+
+
+def test_an_absolute_form_target_that_cannot_be_read_is_400(server: LiveServer) -> None:
+    """Not a connection dropped with a traceback in the log."""
+    for target in (b"http://[::1/sum", b"HTTP://[zz]/healthz"):
+        status, headers, body = exchange(
+            server, b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        assert (status, body) == (400, {"detail": "Invalid request target."})
+    assert "Error handling connection" not in server.log()
 
 
 def test_every_status_line_has_its_reason_phrase(server: LiveServer) -> None:
@@ -396,6 +423,7 @@ def test_an_answer_says_close_when_more_came_behind_it_than_is_kept(tmp_path, mo
         access_token = token(server)
         pipelined = b"".join(sum_request(access_token, body) for body in (small, small, large))
         pipelined += b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        answered = []
         for _ in range(3):
             with context.wrap_socket(connect(server), server_hostname="127.0.0.1") as sock:
                 sock.sendall(pipelined)
@@ -408,6 +436,8 @@ def test_an_answer_says_close_when_more_came_behind_it_than_is_kept(tmp_path, mo
                 # Only the last answer before the connection ends may be, and is, the last.
                 closing = [headers.get("connection") == "close" for _, headers, _ in answers]
                 assert closing == [False] * (len(answers) - 1) + [True]
+                answered.append(len(answers))
+        assert min(answered) < 4  # a read held more than is kept: the case this is about
 
 
 def test_gunicorns_tls_settings_serve_https(tmp_path, monkeypatch) -> None:
@@ -880,6 +910,40 @@ def test_a_recycled_worker_answers_the_requests_pipelined_on_its_connections() -
             answers = [read_response(stream) for _ in range(12)]
     assert [json.loads(body)["sum"] for _, _, body in answers] == [str(n) for n in range(12)]
     assert answers[-1][1].get("connection") == "close"  # past max_requests, nothing more waits
+
+
+def test_a_client_that_keeps_pipelining_does_not_keep_a_stopping_worker() -> None:
+    """Requests pipelined behind one in hand are answered for the stop's first seconds only:
+    then an answer says Connection: close, and the recycled worker exits, rather than serve
+    until the graceful timeout ends the connection with requests unanswered."""
+    env = {"GUNICORN_MAX_REQUESTS": "3", "GUNICORN_GRACEFUL_TIMEOUT": "20"}
+    with LiveServer(workers=1, env=env) as server:
+        recycled = server.worker_pids()
+        sending = threading.Event()
+        with connect(server) as sock:
+
+            def keep_pipelining() -> None:
+                request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                with contextlib.suppress(OSError):
+                    while not sending.is_set():  # never a moment without one waiting
+                        sock.sendall(request * 100)
+
+            sender = threading.Thread(target=keep_pipelining)
+            sender.start()
+            started = time.monotonic()
+            try:
+                stream = sock.makefile("rb")
+                while True:
+                    status, headers, _ = read_response(stream)
+                    assert status == 200
+                    if headers.get("connection") == "close":
+                        break
+                closed_after = time.monotonic() - started
+            finally:
+                sending.set()
+                sender.join()
+        server.wait_for_workers(1, replacing=recycled, timeout=10)
+    assert closed_after < STOP_KEEPALIVE_LINGER + 2
 
 
 def test_a_recycled_worker_drains_for_longer_than_the_worker_timeout() -> None:
