@@ -179,8 +179,6 @@ class SumProtocol(ASGIProtocol):
 
     def _build_http_scope(self, request, sockname, peername) -> dict:
         scope = super()._build_http_scope(request, sockname, peername)
-        if _is_absolute_form(scope["raw_path"]):
-            _from_absolute_form(scope)
         extensions = scope.setdefault("extensions", {})
         extensions[REFUSE_EXTENSION] = self._refuse
         extensions[UNREAD_EXTENSION] = self._unread
@@ -198,17 +196,17 @@ class SumProtocol(ASGIProtocol):
         self._set_deadline(self.worker.body_timeout, "body")
         skip_body = super()._on_headers_complete()
         request = self._current_request
-        if _is_absolute_form(request.raw_path):
-            try:
-                urllib.parse.urlsplit(request.raw_path)
-            except ValueError:
-                self._refuse(400, "Invalid request target.")
-                return True
         if request.version >= (1, 1) and not any(
             name == b"host" for name, _ in request.headers_bytes
         ):
             self._refuse(400, "A Host header is required in HTTP/1.1 (RFC 9112 section 3.2).")
             return True
+        if request.raw_path[:8].lower().startswith((b"http://", b"https://")):
+            try:
+                _to_origin_form(request)
+            except ValueError:
+                self._refuse(400, "Invalid request target.")
+                return True
         if request.chunked and _transfer_codings(request) != [b"chunked"]:
             # The parsers frame the body by its last coding, chunked, and ignore those before
             # it (gzip): the application would be given the body still compressed.
@@ -874,19 +872,15 @@ class SumWorker(ASGIWorker):
             await asyncio.sleep(1.0)
 
 
-def _is_absolute_form(target: bytes | None) -> bool:
-    return bool(target) and target[:8].lower().startswith((b"http://", b"https://"))
-
-
-def _from_absolute_form(scope: dict) -> None:
+def _to_origin_form(request) -> None:
     """A request target in absolute form (`POST http://host/sum`, as sent to a proxy), which a
-    server must accept (RFC 9112 section 3.2.2): its path is the path, and its authority the
-    host, in place of the Host header."""
-    target = urllib.parse.urlsplit(scope["raw_path"])
-    scope["raw_path"] = target.path or b"/"
-    scope["path"] = urllib.parse.unquote_to_bytes(scope["raw_path"]).decode("utf-8", "replace")
-    headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
-    scope["headers"] = [(b"host", target.netloc), *headers]
+    server must accept (RFC 9112 section 3.2.2), as the path it names, its authority the host
+    in place of the Host header. ValueError for one that cannot be read (`http://[::1/sum`)."""
+    target = urllib.parse.urlsplit(request.raw_path)
+    request.raw_path = target.path or b"/"
+    request.path = urllib.parse.unquote_to_bytes(request.raw_path).decode("utf-8", "replace")
+    others = [(name, value) for name, value in request.headers_bytes if name != b"host"]
+    request.headers_bytes = [(b"host", target.netloc), *others]
 
 
 def _transfer_codings(request) -> list[bytes]:
