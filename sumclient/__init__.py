@@ -11,7 +11,7 @@ Every error it raises is a :class:`SumClientError`.
 """
 
 from ._version import __version__
-from .client import DEFAULT_TIMEOUT, SumClient
+from .client import DEFAULT_TIMEOUT, MAX_ANSWER_BYTES, SumClient
 from .exceptions import (
     AuthenticationError,
     BadRequestError,
@@ -24,6 +24,7 @@ from .exceptions import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MAX_ANSWER_BYTES",
     "AuthenticationError",
     "BadRequestError",
     "InvalidDocumentError",

@@ -92,5 +92,6 @@ def _scalar(value: Any) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidDocumentError(f"{value!r} cannot be sent: JSON has no NaN or Infinity")
-        return str(value)
+        # Decimal's own text, exactly as written, even for a subclass with another str().
+        return Decimal.__str__(value)
     raise InvalidDocumentError(f"a value of type {type(value).__name__} cannot be sent as JSON")

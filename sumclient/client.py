@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -26,11 +26,17 @@ from .exceptions import (
 
 #: Seconds to wait for the connection and then for each read, unless told otherwise.
 DEFAULT_TIMEOUT = 10.0
+#: The largest answer read: the service's are under a kilobyte, and a larger one (a proxy's page,
+#: a server that is not the service) is not kept in memory past this.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 _USER_AGENT = f"sumclient/{__version__} {default_user_agent()}"
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # RFC 6750's b64token: what an Authorization: Bearer header may carry (a JWT among them).
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# A URL's user and password, up to the last "@" of its authority; read without parsing it, so
+# that a URL urllib cannot parse is shown without them too.
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*@)")
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -50,7 +56,7 @@ class SumClient:
     """A session with the sum service.
 
     >>> with SumClient("http://127.0.0.1:8000") as client:
-    ...     client.authenticate("alice", "secret")
+    ...     token = client.authenticate("alice", "secret")
     ...     client.sum([1, 2, 3, 4])
     '4a44dc15364204a80fe80e9039455cc1608281820fe2b24f1e5233ade6af1dd5'
 
@@ -76,7 +82,16 @@ class SumClient:
         pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         if len(pair) != 2:
             raise ValueError(f"timeout must be seconds or a (connect, read) pair, not {timeout!r}")
-        urllib3.Timeout(connect=pair[0], read=pair[1])
+        try:
+            urllib3.Timeout(connect=pair[0], read=pair[1])
+            # urllib3 lets NaN and huge values through, which the socket then refuses.
+            usable = all(part is None or 0 < part <= threading.TIMEOUT_MAX for part in pair)
+        except OverflowError:  # an int too large for a float
+            usable = False
+        if not usable:
+            raise ValueError(
+                f"timeout must be seconds up to {threading.TIMEOUT_MAX:.0f}, not {timeout!r}"
+            )
         self.base_url = base_url
         #: The access token sent with each sum; set by :meth:`authenticate`.
         self.token = token
@@ -202,26 +217,53 @@ class SumClient:
             raise TransportError(
                 f"timed out talking to {shown} (timeout: {self.timeout} s)", request=exc.request
             ) from exc
+        except requests.exceptions.RetryError as exc:
+            # A session retrying on 5xx (urllib3's Retry with status_forcelist) gave up.
+            raise ServerError(
+                f"the server failed every try ({shown}): {_shown(url, str(_innermost(exc)))}",
+                request=exc.request,
+            ) from exc
         except requests.ConnectionError as exc:
             raise TransportError(
-                f"cannot reach {shown}: {_innermost(exc)}", request=exc.request
+                f"cannot reach {shown}: {_shown(url, str(_innermost(exc)))}", request=exc.request
             ) from exc
         except (requests.RequestException, urllib3.exceptions.LocationParseError) as exc:
             raise TransportError(
-                f"cannot send the request to {shown}: {exc}", request=getattr(exc, "request", None)
+                f"cannot send the request to {shown}: {_shown(url, str(exc))}",
+                request=getattr(exc, "request", None),
             ) from exc
         try:
-            response.content  # noqa: B018 - read in full, within the timeout
+            _read_answer(response)
         except requests.RequestException as exc:
             response.close()
             raise TransportError(
-                f"the answer from {shown} broke off ({response.status_code}): {_innermost(exc)}",
+                f"the answer from {shown} broke off ({response.status_code}):"
+                f" {_shown(url, str(_innermost(exc)))}",
                 status_code=response.status_code,
                 request=response.request,
             ) from exc
+        if len(response.content) > MAX_ANSWER_BYTES:
+            raise UnexpectedResponseError(
+                f"the answer from {shown} ({response.status_code}) is larger than"
+                f" {MAX_ANSWER_BYTES:,} bytes: not the service's (its first bytes are kept)",
+                response=response,
+            )
         if 200 <= response.status_code < 300:
             return response
         raise _error_for(response)
+
+
+def _read_answer(response: requests.Response) -> None:
+    """Read a streamed answer, decoded, up to one byte past MAX_ANSWER_BYTES, into
+    ``response.content``, and close it: a larger one is cut there rather than held whole."""
+    content = bytearray()
+    with response:
+        for chunk in response.iter_content(64 * 1024):
+            content += chunk
+            if len(content) > MAX_ANSWER_BYTES:
+                break
+    # Where requests keeps what it has read (Response.content reads into it).
+    response._content = bytes(content[: MAX_ANSWER_BYTES + 1])
 
 
 def _error_for(response: requests.Response) -> SumClientError:
@@ -257,13 +299,17 @@ def _server_message(response: requests.Response) -> str | None:
             return answer["detail"]
         fields = "; ".join(f"{field}: {_text(messages)}" for field, messages in answer.items())
         return fields or None
-    return _text(answer) or None
+    if isinstance(answer, (str, list)):
+        return _text(answer) or None
+    return None  # null, a number or a boolean: no message
 
 
 def _text(messages: Any) -> str:
     if isinstance(messages, list):
-        return " ".join(str(message) for message in messages)
-    return str(messages)
+        return " ".join(_text(message) for message in messages)
+    if isinstance(messages, str):
+        return messages
+    return json.dumps(messages)
 
 
 def _json_answer(response: requests.Response) -> Any:
@@ -277,12 +323,12 @@ def _json_answer(response: requests.Response) -> Any:
         ) from exc
 
 
-def _shown(url: str) -> str:
-    """The URL for a message: without the user and password it may carry."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+def _shown(url: str, text: str | None = None) -> str:
+    """``text`` (by default ``url`` itself; else a message that may quote it) without the user
+    and password that ``url`` carries."""
+    text = url if text is None else text
+    userinfo = _USERINFO.match(url)
+    return text if userinfo is None else text.replace(userinfo.group(1), "")
 
 
 def _innermost(exc: BaseException) -> BaseException:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
 from http import HTTPStatus
 
 import pytest
 import requests
 
 from sumclient import (
+    MAX_ANSWER_BYTES,
     AuthenticationError,
     BadRequestError,
     InvalidDocumentError,
@@ -265,10 +268,10 @@ def test_a_redirect_is_not_followed(sum_client: SumClient, service: FakeService)
 def test_a_requests_exception_becomes_a_transport_error(
     signed_in: SumClient, service: FakeService
 ) -> None:
-    failure = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+    failure = requests.exceptions.InvalidHeader("Invalid leading whitespace in header value")
     service.fail_with(failure)
 
-    with pytest.raises(TransportError, match="Connection broken: IncompleteRead") as caught:
+    with pytest.raises(TransportError, match="Invalid leading whitespace") as caught:
         signed_in.sum([1])
 
     assert caught.value.__cause__ is failure
@@ -282,6 +285,7 @@ def test_a_requests_exception_becomes_a_transport_error(
         ("localhost:8000", "No connection adapters were found for 'localhost:8000/auth'"),
         ("http://exa mple.test", "contains invalid character"),
         ("http://a..b", "Failed to parse: 'a..b'"),
+        ("http://[::1", r"'\[::1' is not a valid host or port"),
     ],
 )
 def test_an_unusable_url_raises_transport_error(base_url: str, message: str) -> None:
@@ -322,6 +326,24 @@ def test_a_password_in_the_base_url_is_neither_sent_nor_shown(
     )
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://bob:hunter2@localhost:99999",
+        "http://bob:hunter2@[::1",
+        "http://bob:hunter2@:8000",
+        "http://bob:hunter2@",
+        "http://bob:hunter2@host@localhost:8o00",
+    ],
+)
+def test_a_password_in_a_base_url_that_cannot_be_used_is_not_shown(base_url: str) -> None:
+    with SumClient(base_url) as sum_client, pytest.raises(TransportError) as caught:
+        sum_client.authenticate("alice", "secret")
+
+    assert str(caught.value).startswith("cannot send the request to http://")
+    assert "hunter2" not in str(caught.value) and "bob" not in str(caught.value)
+
+
 @pytest.mark.parametrize("token", ["SECRET-TOKEN\n", " SECRET-TOKEN", "SECRET\u2019TOKEN", ""])
 def test_a_token_that_cannot_be_sent_is_refused_without_being_sent_or_shown(
     session: requests.Session, service: FakeService, token: str
@@ -357,7 +379,10 @@ def test_an_answer_nested_deeper_than_the_recursion_limit_is_read_as_not_json(
     assert caught.value.status_code == 400 and caught.value.detail is None
 
 
-@pytest.mark.parametrize("timeout", [-1, 0, "10", (1, 2, 3), (1, "2")])
+@pytest.mark.parametrize(
+    "timeout",
+    [-1, 0, "10", (1, 2, 3), (1, "2"), True, math.nan, math.inf, 1e300, (math.nan, 5), 10**400],
+)
 def test_a_timeout_requests_would_refuse_is_refused_at_construction(timeout: object) -> None:
     with pytest.raises(ValueError, match="(?i)timeout"):
         SumClient(BASE_URL, timeout=timeout)
@@ -453,3 +478,67 @@ def test_the_context_manager_gives_the_client_and_leaves_a_given_session_open(
         assert sum_client.authenticate("alice", "secret") == "token-1"
 
     assert not service.closed
+
+
+@pytest.mark.parametrize("body", [b"null", b"false", b"3", b"{}", b"[]"])
+def test_an_error_answer_without_a_message_has_no_detail(
+    signed_in: SumClient, service: FakeService, body: bytes
+) -> None:
+    service.reply(400, raw=body, **{"Content-Type": "application/json"})
+
+    with pytest.raises(BadRequestError) as caught:
+        signed_in.sum([1])
+
+    assert caught.value.detail is None
+    assert (
+        str(caught.value)
+        == "the server refused the request (400 Bad Request from http://sum.test/sum)"
+    )
+
+
+def test_field_messages_that_are_not_text_are_shown_as_json(
+    sum_client: SumClient, service: FakeService
+) -> None:
+    service.reply(400, {"username": [{"code": "blank"}, "Blank."], "password": None})
+
+    with pytest.raises(BadRequestError) as caught:
+        sum_client.authenticate("", "secret")
+
+    assert caught.value.detail == 'username: {"code": "blank"} Blank.; password: null'
+
+
+@pytest.mark.parametrize("status", [200, 400, 502])
+def test_an_answer_larger_than_the_limit_is_cut_and_refused(
+    signed_in: SumClient, service: FakeService, status: int
+) -> None:
+    service.reply(status, raw=b"<p>" * MAX_ANSWER_BYTES, **{"Content-Type": "text/html"})
+
+    with pytest.raises(UnexpectedResponseError) as caught:
+        signed_in.sum([1])
+
+    assert str(caught.value) == (
+        f"the answer from http://sum.test/sum ({status}) is larger than 1,048,576 bytes:"
+        " not the service's (its first bytes are kept)"
+    )
+    assert caught.value.status_code == status
+    assert caught.value.response.content == (b"<p>" * MAX_ANSWER_BYTES)[: MAX_ANSWER_BYTES + 1]
+
+
+def test_a_compressed_answer_is_limited_once_decompressed(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    bomb = gzip.compress(b" " * (64 * MAX_ANSWER_BYTES))  # 64 KiB that decompress to 64 MiB
+    service.reply(200, raw=bomb, **{"Content-Type": "application/json", "Content-Encoding": "gzip"})
+
+    with pytest.raises(UnexpectedResponseError, match="larger than 1,048,576 bytes") as caught:
+        signed_in.sum([1])
+
+    assert len(caught.value.response.content) == MAX_ANSWER_BYTES + 1
+
+
+def test_an_answer_at_the_limit_is_read_whole(signed_in: SumClient, service: FakeService) -> None:
+    padded = b'{"sha256": "' + HASH_OF_6.encode() + b'", "sum": "6"}'
+    padded += b" " * (MAX_ANSWER_BYTES - len(padded))
+    service.reply(200, raw=padded, **{"Content-Type": "application/json"})
+
+    assert signed_in.sum([1, 2, 3]) == HASH_OF_6

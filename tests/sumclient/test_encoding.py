@@ -67,7 +67,7 @@ def test_an_int_too_long_for_str_is_sent_in_full(
     assert sent_body(signed_in, service, [number]) == b"[1" + b"0" * 8999 + b"1]"
 
 
-def test_int_and_float_subclasses_are_sent_as_numbers(
+def test_int_float_and_decimal_subclasses_are_sent_as_numbers(
     signed_in: SumClient, service: FakeService
 ) -> None:
     class Level(enum.IntEnum):
@@ -77,7 +77,12 @@ def test_int_and_float_subclasses_are_sent_as_numbers(
         def __repr__(self) -> str:
             return "Reading(2.5)"
 
-    assert sent_body(signed_in, service, [Level.HIGH, Reading(2.5)]) == b"[3,2.5]"
+    class Money(Decimal):
+        def __str__(self) -> str:
+            return f"EUR {Decimal.__str__(self)}"
+
+    document = [Level.HIGH, Reading(2.5), Money("1.50")]
+    assert sent_body(signed_in, service, document) == b"[3,2.5,1.50]"
 
 
 def test_a_document_nested_deeper_than_the_recursion_limit_is_sent(

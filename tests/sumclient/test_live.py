@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import hashlib
 import os
 import subprocess
@@ -59,6 +60,30 @@ def test_the_readme_example(server: LiveServer) -> None:
     assert digest == "4a44dc15364204a80fe80e9039455cc1608281820fe2b24f1e5233ade6af1dd5"
     assert client.token == token
     assert token.count(".") == 2  # a JWT: header, claims, signature
+
+
+def test_the_docstring_example(server: LiveServer) -> None:
+    """SumClient's own example, run against this server: it shows exactly what it prints."""
+    text = SumClient.__doc__.replace("http://127.0.0.1:8000", server.url)
+    example = doctest.DocTestParser().get_doctest(text, {"SumClient": SumClient}, "", None, 0)
+    runner = doctest.DocTestRunner()
+
+    runner.run(example)
+
+    assert runner.summarize(verbose=False) == doctest.TestResults(failed=0, attempted=1)
+
+
+def test_one_connection_serves_every_call(server: LiveServer) -> None:
+    with requests.Session() as session:
+        sum_client = SumClient(server.url, session=session)
+        sum_client.authenticate("alice", "secret")
+        for _ in range(3):
+            assert sum_client.sum([1, 2, 3, 4]) == HASH_OF_10
+
+        pools = session.get_adapter(server.url).poolmanager.pools
+        # urllib3 refuses iteration over its pool container (not thread-safe); keys() it gives.
+        (pool,) = (pools[key] for key in pools.keys())  # noqa: SIM118
+        assert (pool.num_connections, pool.num_requests) == (1, 4)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import re
 import socket
 import threading
@@ -10,8 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
-from sumclient import SumClient, TransportError, UnexpectedResponseError
+from sumclient import ServerError, SumClient, TransportError, UnexpectedResponseError
 
 
 @pytest.fixture
@@ -103,3 +106,48 @@ def test_an_answer_that_breaks_off_raises_transport_error_with_its_status(
     assert not isinstance(caught.value, UnexpectedResponseError)
     assert caught.value.status_code == 200 and caught.value.response is None
     assert caught.value.request.url == f"{breaking_server}/sum"
+
+
+@pytest.fixture
+def failing_server() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server that answers every POST with 503 and a JSON message, and notes
+    each request's path."""
+    paths: list[str] = []
+
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            paths.append(self.path)
+            body = b'{"detail": "Service unavailable"}'
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable) as server:
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_address[1]}", paths
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_a_session_that_retries_on_5xx_and_gives_up_raises_server_error(
+    failing_server: tuple[str, list[str]],
+) -> None:
+    url, paths = failing_server
+    retrying = Retry(total=2, status_forcelist=[503], allowed_methods=None, backoff_factor=0)
+    with requests.Session() as session:
+        session.mount("http://", HTTPAdapter(max_retries=retrying))
+        with pytest.raises(ServerError) as caught:
+            SumClient(url, session=session).authenticate("alice", "secret")
+
+    assert str(caught.value) == (
+        f"the server failed every try ({url}/auth): too many 503 error responses"
+    )
+    assert paths == ["/auth"] * 3
+    assert caught.value.request.url == f"{url}/auth"
