@@ -222,6 +222,8 @@ class BufferedWSGIApplication:
             environ["wsgi.input"].close()
             environ[RECEIVED_BODY].release()
         status, headers = started
+        if environ["REQUEST_METHOD"] == "HEAD":
+            content = b""  # the server's part (RFC 9110 9.3.2): Django leaves a GET's body in
         code = int(status[:3])
         encoded = [
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers

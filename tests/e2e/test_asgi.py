@@ -730,3 +730,22 @@ def test_a_body_that_slows_while_another_waits_is_refused_at_the_next_look() -> 
         assert len(refused) == 1 and waiting_body.done()
 
     run_budget(steps)
+
+
+def test_a_head_answer_has_the_get_answers_length_and_no_body(server: LiveServer) -> None:
+    """Django leaves a GET's body in a HEAD answer: the bridge drops it, or gunicorn would, with
+    a warning in the log for every load balancer's HEAD probe."""
+    logged_before = len(server.log())
+    get = requests.get(server.url + "/healthz", timeout=10)
+
+    with connect(server) as sock:
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"content-length: {len(get.content)}".encode() in head.lower()
+    assert body == b""
+    assert "no-body response" not in server.log()[logged_before:]
