@@ -42,4 +42,11 @@ class ContentNegotiation(DefaultContentNegotiation):
                 media_type="",
                 detail="The request has a body but no Content-Type: send application/json.",
             )
+        # DRF matches a wildcard in the request's type against any parser; a body has one type.
+        if "*" in request.content_type.partition(";")[0]:
+            raise UnsupportedMediaType(
+                media_type=request.content_type,
+                detail=f'A body has one media type, not "{request.content_type}": send'
+                " application/json.",
+            )
         return super().select_parser(request, parsers)

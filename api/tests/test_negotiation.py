@@ -65,3 +65,19 @@ def test_the_identity_coding_is_no_coding(client, token) -> None:
         HTTP_AUTHORIZATION=f"Bearer {token}",
     )
     assert response.status_code == 200 and response.json()["sum"] == "3"
+
+
+@pytest.mark.parametrize("path", ["/sum", "/auth"])
+@pytest.mark.parametrize("content_type", ["*/*", "application/*", "*/json; charset=utf-8"])
+def test_a_wildcard_content_type_is_415(client, token, path: str, content_type: str) -> None:
+    """DRF would match it against its JSON parser and sum (or issue a token for) the body."""
+    response = client.post(
+        path,
+        b'{"username": "alice", "password": "secret"}',
+        content_type=content_type,
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": f'A body has one media type, not "{content_type}": send application/json.'
+    }
