@@ -98,6 +98,9 @@ _SHARED = "SUMSERVICE_SHARED_FOLDER"
 def _make_shared_folders():
     import tempfile
 
+    # Only a folder this master makes is its to remove at exit: one named in the environment it
+    # was started with belongs to another (a master whose environment a script copied).
+    os.environ.pop(_SHARED, None)
     folders = {"PROMETHEUS_MULTIPROC_DIR": "metrics", "SUMSERVICE_CACHE_DIR": "cache"}
     # Set to nothing counts as unset, as everywhere (sumservice/environment.py).
     given = {variable: env_str(variable, "") for variable in folders}

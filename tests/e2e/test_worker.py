@@ -1058,6 +1058,25 @@ def test_a_start_that_fails_leaves_no_shared_folder(tmp_path) -> None:
     assert list(temporary.iterdir()) == []
 
 
+@pytest.mark.parametrize("folders_given", [True, False])
+def test_a_shared_folder_named_in_the_environment_is_not_removed(tmp_path, folders_given) -> None:
+    """A master started with another's environment (copied by a script, say) is told that
+    master's shared folder: it is not its to remove at exit, whether it makes one or not."""
+    others = tmp_path / "other-master"
+    others.mkdir()
+    (others / "metrics").mkdir()
+    env = {"SUMSERVICE_SHARED_FOLDER": str(others)}
+    if folders_given:
+        env |= {
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "SUMSERVICE_CACHE_DIR": str(tmp_path / "cache"),
+        }
+    with LiveServer(env=env) as server:
+        assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+
+    assert (others / "metrics").is_dir()
+
+
 def test_a_worker_told_to_stop_while_it_loads_stops(tmp_path) -> None:
     """A SIGTERM that reaches a worker before it serves (a SIGHUP or a `docker stop` right after
     a start) stops it once it is loaded, rather than being lost."""
