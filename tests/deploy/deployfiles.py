@@ -240,11 +240,19 @@ def render_nginx_conf(
     certificate: Path,
     certificate_key: Path,
     read_timeout: str | None = None,
+    balancer: str | None = None,
 ) -> str:
     """deploy/nginx.conf for a test: the same upstream settings, proxy and error handling, with
     loopback instances in place of the Compose service (so no DNS: no resolver, no `resolve`),
     loopback listen ports (HTTP, and HTTPS with the test's certificate), pid, logs and temporary
-    files under `prefix`, and, when given, a shorter proxy_read_timeout."""
+    files under `prefix`, and, when given, a shorter proxy_read_timeout and the commented
+    load-balancer block turned on for the network `balancer`."""
+    if balancer:
+        conf = sub_once(
+            r"^(\s*)# set_real_ip_from \S+;$", rf"\g<1>set_real_ip_from {balancer};", conf
+        )
+        conf = sub_once(r"^(\s*)# (real_ip_header X-Forwarded-For;)$", r"\g<1>\g<2>", conf)
+        conf = sub_once(r"^(\s*)# (real_ip_recursive on;)$", r"\g<1>\g<2>", conf)
     _, params = nginx_upstream_server(conf)
     servers = "\n".join(f"        server 127.0.0.1:{port} {params};" for port in upstream_ports)
     conf = sub_once(r"^\s*server\s+\S+\s+resolve\s+[^;]*;$", servers, conf)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import hashlib
+import http.client
 import json
 import os
 import pwd
@@ -61,7 +62,12 @@ class Nginx:
         return (self.prefix / "error.log").read_text(errors="replace")
 
 
-def start_nginx(prefix: Path, upstream_ports: list[int], read_timeout: str | None = None) -> Nginx:
+def start_nginx(
+    prefix: Path,
+    upstream_ports: list[int],
+    read_timeout: str | None = None,
+    balancer: str | None = None,
+) -> Nginx:
     port, https_port = free_port(), free_port()
     user = None
     if os.geteuid() == 0:
@@ -78,6 +84,7 @@ def start_nginx(prefix: Path, upstream_ports: list[int], read_timeout: str | Non
         certificate,
         key,
         read_timeout,
+        balancer,
     )
     (prefix / "nginx.conf").write_text(conf)
     command = [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
@@ -105,9 +112,12 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(folder: Path, signing_key_pem: str) -> Iterator[Cluster]:
+def running_cluster(
+    folder: Path, signing_key_pem: str, balancer: str | None = None
+) -> Iterator[Cluster]:
     """Two instances, each its own gunicorn master, behind nginx (HTTPS), counting their rate
-    limits in one redis-server, as deploy/compose.yaml lays them out."""
+    limits in one redis-server, as deploy/compose.yaml lays them out; `balancer`, a network
+    nginx takes X-Forwarded-For from (its load-balancer block turned on)."""
     ports = [free_port()]
     while len(ports) < 2:
         port = free_port()
@@ -120,7 +130,7 @@ def running_cluster(folder: Path, signing_key_pem: str) -> Iterator[Cluster]:
     env["SUMSERVICE_JWT_PRIVATE_KEY"] = signing_key_pem
     prefix = folder / "nginx"
     prefix.mkdir()
-    nginx = start_nginx(prefix, ports)
+    nginx = start_nginx(prefix, ports, balancer=balancer)
     # The public address, the same on both: tokens name it as their issuer.
     env["SUMSERVICE_ISSUER"] = nginx.url
     with contextlib.ExitStack() as stack:
@@ -396,6 +406,67 @@ def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
     assert replaced in by_id_now()
     assert {line["path"] for line in mine} == {"/healthz"}
     assert "secret-in-url" not in access_log.read_text()
+
+
+def test_behind_a_load_balancer_the_client_is_the_one_it_names(
+    tmp_path: Path, signing_key_pem: str
+):
+    """With deploy/nginx.conf's load-balancer block on for 127.0.0.2 (the balancer), the client
+    the balancer writes into X-Forwarded-For is the client, in nginx's log and the service's
+    (whose client address keys the /auth budget). Others cannot name one."""
+    with running_cluster(tmp_path, signing_key_pem, balancer="127.0.0.2/32") as cluster:
+        nginx = cluster.nginx
+        host, port = nginx.url.removeprefix("https://").split(":")
+        tls = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+        tls.check_hostname = False  # the test's certificate names localhost
+
+        def auth(source: str, forwarded_for: str, request_id: str) -> int:
+            connection = http.client.HTTPSConnection(
+                host, int(port), source_address=(source, 0), context=tls, timeout=10
+            )
+            try:
+                body = json.dumps({"username": "alice", "password": "secret"})
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Forwarded-For": forwarded_for,
+                    "X-Request-ID": request_id,
+                }
+                connection.request("POST", "/auth", body, headers)
+                return connection.getresponse().status
+            finally:
+                connection.close()
+
+        assert auth("127.0.0.2", "198.51.100.77", "via-balancer") == 200
+        assert auth("127.0.0.2", "192.0.2.1, 198.51.100.78", "through-two") == 200
+        assert auth("127.0.0.1", "198.51.100.79", "forged") == 200
+
+        # The service's log names the client its /auth budget is keyed by (api.client_address).
+        logged = {
+            line["request_id"]: line["client"]
+            for instance in cluster.instances
+            for line in request_log(instance)
+        }
+        # The right-most address the balancer wrote: what a client wrote before it is its own.
+        expected = {"via-balancer": "198.51.100.77", "through-two": "198.51.100.78"}
+        assert {name: logged[name] for name in (*expected, "forged")} == {
+            **expected,
+            "forged": "127.0.0.1",
+        }
+
+        # nginx writes a request's line once its answer has gone: the last may lag.
+        def nginx_clients() -> dict[str, str]:
+            lines = (nginx.prefix / "access.log").read_text().splitlines()
+            logged = [json.loads(line) for line in lines if line.startswith("{")]
+            return {line["request_id"]: line["client"] for line in logged}
+
+        deadline = time.monotonic() + 5
+        while "forged" not in nginx_clients() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        clients = nginx_clients()
+        assert {name: clients[name] for name in (*expected, "forged")} == {
+            **expected,
+            "forged": "127.0.0.1",
+        }
 
 
 def test_metrics_are_not_served_to_the_outside(cluster: Cluster):
