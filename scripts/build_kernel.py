@@ -63,7 +63,8 @@ def build(output: Path, flags: list[str]) -> bool:
         print(f"build_kernel: no Python.h in {include} (python3-dev)", file=sys.stderr)
         return False
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".part")
+    # Named for this build: two at once (./start.sh and ./start.sh dev) must not share it.
+    partial = output.with_name(f"{output.name}.{os.getpid()}.part")
     command = [
         *cc,
         *flags,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,3 +28,19 @@ def test_without_a_compiler_it_says_so_and_fails(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no C compiler" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_builds_at_once_all_succeed(tmp_path: Path) -> None:
+    """./start.sh and ./start.sh dev started together each build the kernel: neither may take
+    the other's half-written file."""
+    command = [sys.executable, str(SCRIPT), "--sanitize", str(tmp_path)]
+    builds = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    results = [(build.wait(timeout=120), build.stderr.read()) for build in builds]
+
+    assert results == [(0, "")] * 4
+    assert [path.name for path in tmp_path.iterdir()] == [
+        f"_sumkernel{sysconfig.get_config_var('EXT_SUFFIX')}"
+    ]
