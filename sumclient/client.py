@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 import urllib3
-from requests.utils import default_user_agent
+from requests.utils import default_user_agent, requote_uri
 
 from ._json import encode_document
 from ._version import __version__
@@ -34,9 +34,10 @@ _USER_AGENT = f"sumclient/{__version__} {default_user_agent()}"
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # RFC 6750's b64token: what an Authorization: Bearer header may carry (a JWT among them).
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-# A URL's user and password, up to the last "@" of its authority; read without parsing it, so
-# that a URL urllib cannot parse is shown without them too.
-_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*@)")
+# A URL's user and password, up to the last "@" of its authority (which ends at "\\" too, as
+# urllib3 reads it); read without parsing it, so that a URL that cannot be parsed, or has no
+# scheme, is shown without them too.
+_USERINFO = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9+.\-]*://)?([^/?#\\]*@)")
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -85,7 +86,11 @@ class SumClient:
         try:
             urllib3.Timeout(connect=pair[0], read=pair[1])
             # urllib3 lets NaN and huge values through, which the socket then refuses.
-            usable = all(part is None or 0 < part <= threading.TIMEOUT_MAX for part in pair)
+            usable = all(
+                part is None
+                or (isinstance(part, (int, float)) and 0 < part <= threading.TIMEOUT_MAX)
+                for part in pair
+            )
         except OverflowError:  # an int too large for a float
             usable = False
         if not usable:
@@ -218,9 +223,14 @@ class SumClient:
                 f"timed out talking to {shown} (timeout: {self.timeout} s)", request=exc.request
             ) from exc
         except requests.exceptions.RetryError as exc:
-            # A session retrying on 5xx (urllib3's Retry with status_forcelist) gave up.
-            raise ServerError(
-                f"the server failed every try ({shown}): {_shown(url, str(_innermost(exc)))}",
+            # A session retrying on statuses (urllib3's Retry, status_forcelist) gave up; urllib3
+            # names the status only in its message.
+            reason = str(_innermost(exc))
+            status = re.search(r"too many (\d{3}) error responses", reason)
+            error_class = _error_class(int(status.group(1))) if status else TransportError
+            raise error_class(
+                f"the server answered every try with an error ({shown}): {_shown(url, reason)}",
+                status_code=int(status.group(1)) if status else None,
                 request=exc.request,
             ) from exc
         except requests.ConnectionError as exc:
@@ -234,6 +244,13 @@ class SumClient:
             ) from exc
         try:
             _read_answer(response)
+        except requests.exceptions.ContentDecodingError as exc:
+            raise UnexpectedResponseError(
+                f"the answer from {shown} ({response.status_code}) is not in its Content-Encoding"
+                f" ({response.headers.get('Content-Encoding')}): {_innermost(exc)}",
+                status_code=response.status_code,
+                request=response.request,
+            ) from exc
         except requests.RequestException as exc:
             response.close()
             raise TransportError(
@@ -266,18 +283,27 @@ def _read_answer(response: requests.Response) -> None:
     response._content = bytes(content[: MAX_ANSWER_BYTES + 1])
 
 
+def _error_class(status: int) -> type[SumClientError]:
+    """The exception for an error status: 401, another 4xx, a 5xx."""
+    if status == 401:
+        return AuthenticationError
+    if 400 <= status < 500:
+        return BadRequestError
+    if status >= 500:
+        return ServerError
+    return UnexpectedResponseError
+
+
 def _error_for(response: requests.Response) -> SumClientError:
     """The exception for a response that is not a success."""
     status = response.status_code
     what = f"{status} {response.reason} from {_shown(response.url)}"
-    if status == 401:
-        error_class: type[SumClientError] = AuthenticationError
+    error_class = _error_class(status)
+    if error_class is AuthenticationError:
         summary = f"authentication failed ({what})"
-    elif 400 <= status < 500:
-        error_class = BadRequestError
+    elif error_class is BadRequestError:
         summary = f"the server refused the request ({what})"
-    elif status >= 500:
-        error_class = ServerError
+    elif error_class is ServerError:
         summary = f"the server failed ({what})"
     else:
         location = response.headers.get("Location")
@@ -328,7 +354,12 @@ def _shown(url: str, text: str | None = None) -> str:
     and password that ``url`` carries."""
     text = url if text is None else text
     userinfo = _USERINFO.match(url)
-    return text if userinfo is None else text.replace(userinfo.group(1), "")
+    if userinfo is None:
+        return text
+    # requests quotes the URL in some of its messages.
+    for written in {userinfo.group(1), requote_uri(userinfo.group(1))}:
+        text = text.replace(written, "")
+    return text
 
 
 def _innermost(exc: BaseException) -> BaseException:

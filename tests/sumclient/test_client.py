@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import math
+from decimal import Decimal
+from fractions import Fraction
 from http import HTTPStatus
 
 import pytest
@@ -334,13 +336,17 @@ def test_a_password_in_the_base_url_is_neither_sent_nor_shown(
         "http://bob:hunter2@:8000",
         "http://bob:hunter2@",
         "http://bob:hunter2@host@localhost:8o00",
+        "bob:hunter2@localhost:8000",  # no scheme
+        " http://bob:hunter2@localhost:99999",  # requests strips the space
+        "httpx://bob:hünter2@localhost",  # requests quotes the URL in its message
+        "httpx://bob:hunter2 @localhost",
     ],
 )
 def test_a_password_in_a_base_url_that_cannot_be_used_is_not_shown(base_url: str) -> None:
     with SumClient(base_url) as sum_client, pytest.raises(TransportError) as caught:
         sum_client.authenticate("alice", "secret")
 
-    assert str(caught.value).startswith("cannot send the request to http://")
+    assert str(caught.value).startswith("cannot send the request to ")
     assert "hunter2" not in str(caught.value) and "bob" not in str(caught.value)
 
 
@@ -381,7 +387,10 @@ def test_an_answer_nested_deeper_than_the_recursion_limit_is_read_as_not_json(
 
 @pytest.mark.parametrize(
     "timeout",
-    [-1, 0, "10", (1, 2, 3), (1, "2"), True, math.nan, math.inf, 1e300, (math.nan, 5), 10**400],
+    [
+        *(-1, 0, "10", (1, 2, 3), (1, "2"), True, Decimal(5), Fraction(5, 2)),
+        *(math.nan, math.inf, 1e300, (math.nan, 5), 10**400),
+    ],
 )
 def test_a_timeout_requests_would_refuse_is_refused_at_construction(timeout: object) -> None:
     with pytest.raises(ValueError, match="(?i)timeout"):
@@ -542,3 +551,17 @@ def test_an_answer_at_the_limit_is_read_whole(signed_in: SumClient, service: Fak
     service.reply(200, raw=padded, **{"Content-Type": "application/json"})
 
     assert signed_in.sum([1, 2, 3]) == HASH_OF_6
+
+
+def test_an_answer_not_in_its_content_encoding_is_unexpected(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    service.reply(200, raw=b'{"sha256": "not gzip"}', **{"Content-Encoding": "gzip"})
+
+    with pytest.raises(UnexpectedResponseError) as caught:
+        signed_in.sum([1])
+
+    assert str(caught.value).startswith(
+        "the answer from http://sum.test/sum (200) is not in its Content-Encoding (gzip): "
+    )
+    assert caught.value.status_code == 200

@@ -14,7 +14,14 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from sumclient import ServerError, SumClient, TransportError, UnexpectedResponseError
+from sumclient import (
+    AuthenticationError,
+    BadRequestError,
+    ServerError,
+    SumClient,
+    TransportError,
+    UnexpectedResponseError,
+)
 
 
 @pytest.fixture
@@ -109,17 +116,18 @@ def test_an_answer_that_breaks_off_raises_transport_error_with_its_status(
 
 
 @pytest.fixture
-def failing_server() -> Iterator[tuple[str, list[str]]]:
-    """A loopback HTTP server that answers every POST with 503 and a JSON message, and notes
-    each request's path."""
+def failing_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str], int]]:
+    """A loopback HTTP server that answers every POST with the status the test is parametrized
+    with and a JSON message; its URL, each request's path, and the status."""
     paths: list[str] = []
+    status = request.param
 
     class Unavailable(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             self.rfile.read(int(self.headers["Content-Length"]))
             paths.append(self.path)
-            body = b'{"detail": "Service unavailable"}'
-            self.send_response(503)
+            body = b'{"detail": "Try again later"}'
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -131,23 +139,42 @@ def failing_server() -> Iterator[tuple[str, list[str]]]:
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable) as server:
         thread = threading.Thread(target=server.serve_forever)
         thread.start()
-        yield f"http://127.0.0.1:{server.server_address[1]}", paths
+        yield f"http://127.0.0.1:{server.server_address[1]}", paths, status
         server.shutdown()
         thread.join(timeout=5)
 
 
-def test_a_session_that_retries_on_5xx_and_gives_up_raises_server_error(
-    failing_server: tuple[str, list[str]],
+@pytest.mark.parametrize(
+    ("failing_server", "error_class"),
+    [(503, ServerError), (429, BadRequestError), (401, AuthenticationError)],
+    indirect=["failing_server"],
+)
+def test_a_session_that_retries_on_a_status_and_gives_up_raises_the_statuss_error(
+    failing_server: tuple[str, list[str], int], error_class: type
 ) -> None:
-    url, paths = failing_server
-    retrying = Retry(total=2, status_forcelist=[503], allowed_methods=None, backoff_factor=0)
+    url, paths, status = failing_server
+    retrying = Retry(total=2, status_forcelist=[status], allowed_methods=None, backoff_factor=0)
     with requests.Session() as session:
         session.mount("http://", HTTPAdapter(max_retries=retrying))
-        with pytest.raises(ServerError) as caught:
+        with pytest.raises(error_class) as caught:
             SumClient(url, session=session).authenticate("alice", "secret")
 
     assert str(caught.value) == (
-        f"the server failed every try ({url}/auth): too many 503 error responses"
+        f"the server answered every try with an error ({url}/auth):"
+        f" too many {status} error responses"
     )
+    assert caught.value.status_code == status
     assert paths == ["/auth"] * 3
     assert caught.value.request.url == f"{url}/auth"
+
+
+def test_a_backslash_ends_the_authority_in_messages_as_in_the_connection(
+    closed_port: int,
+) -> None:
+    """urllib3 connects to the host before a backslash: what is after it is no password."""
+    url = f"http://127.0.0.1:{closed_port}\\@elsewhere.test"
+
+    with SumClient(url) as sum_client, pytest.raises(TransportError) as caught:
+        sum_client.authenticate("alice", "secret")
+
+    assert str(caught.value).startswith(f"cannot reach {url}/auth: ")
