@@ -98,9 +98,9 @@ _SHARED = "SUMSERVICE_SHARED_FOLDER"
 def _make_shared_folders():
     import tempfile
 
-    # Only a folder this master makes is its to remove at exit: one named in the environment it
-    # was started with belongs to another (a master whose environment a script copied).
-    os.environ.pop(_SHARED, None)
+    # A shared folder named in the environment this master was started with is another's (a
+    # master whose environment a script copied): this one makes its own, to remove at exit.
+    _forget_shared_folder(os.environ)
     folders = {"PROMETHEUS_MULTIPROC_DIR": "metrics", "SUMSERVICE_CACHE_DIR": "cache"}
     # Set to nothing counts as unset, as everywhere (sumservice/environment.py).
     given = {variable: env_str(variable, "") for variable in folders}
@@ -140,7 +140,11 @@ def pre_exec(server):
     """USR2 (gunicorn's upgrade in place): the new master makes a shared folder of its own.
     After a SIGHUP the environment it is given holds this master's folders, which this master
     removes when it exits, and whose files the new one would empty."""
-    environment = server.cfg.env_orig
+    _forget_shared_folder(server.cfg.env_orig)
+
+
+def _forget_shared_folder(environment):
+    """Take a master's shared folder out of `environment`, with the folders within it."""
     shared = environment.pop(_SHARED, None)
     if shared:
         for variable in ("PROMETHEUS_MULTIPROC_DIR", "SUMSERVICE_CACHE_DIR"):

@@ -77,13 +77,15 @@ def build(output: Path, flags: list[str]) -> bool:
         "-o",
         str(partial),
     ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        print(f"build_kernel: {shlex.join(command)}\n{result.stderr}", file=sys.stderr)
-        partial.unlink(missing_ok=True)
-        return False
-    partial.replace(output)  # atomic: a running import never sees half a library
-    return True
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"build_kernel: {shlex.join(command)}\n{result.stderr}", file=sys.stderr)
+            return False
+        partial.replace(output)  # atomic: a running import never sees half a library
+        return True
+    finally:
+        partial.unlink(missing_ok=True)  # a failed or interrupted build's
 
 
 def fresh(output: Path) -> bool:

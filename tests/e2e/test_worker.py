@@ -1058,23 +1058,26 @@ def test_a_start_that_fails_leaves_no_shared_folder(tmp_path) -> None:
     assert list(temporary.iterdir()) == []
 
 
-@pytest.mark.parametrize("folders_given", [True, False])
-def test_a_shared_folder_named_in_the_environment_is_not_removed(tmp_path, folders_given) -> None:
+def test_a_master_started_with_anothers_environment_leaves_its_folders_alone(tmp_path) -> None:
     """A master started with another's environment (copied by a script, say) is told that
-    master's shared folder: it is not its to remove at exit, whether it makes one or not."""
+    master's shared folder and the folders within it: it makes its own instead, and neither
+    empties the other's metrics nor removes its folder at exit."""
     others = tmp_path / "other-master"
-    others.mkdir()
-    (others / "metrics").mkdir()
-    env = {"SUMSERVICE_SHARED_FOLDER": str(others)}
-    if folders_given:
-        env |= {
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-            "SUMSERVICE_CACHE_DIR": str(tmp_path / "cache"),
-        }
+    (others / "metrics").mkdir(parents=True)
+    (others / "cache").mkdir()
+    live_metrics = others / "metrics" / "counter_1234.db"
+    live_metrics.write_text("the other master's")
+    env = {
+        "SUMSERVICE_SHARED_FOLDER": str(others),
+        "PROMETHEUS_MULTIPROC_DIR": str(others / "metrics"),
+        "SUMSERVICE_CACHE_DIR": str(others / "cache"),
+    }
     with LiveServer(env=env) as server:
         assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+        assert requests.get(server.url + "/metrics", timeout=10).status_code == 200
 
-    assert (others / "metrics").is_dir()
+    assert live_metrics.read_text() == "the other master's"
+    assert sorted(path.name for path in (others / "metrics").iterdir()) == ["counter_1234.db"]
 
 
 def test_a_worker_told_to_stop_while_it_loads_stops(tmp_path) -> None:

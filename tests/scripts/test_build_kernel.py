@@ -38,7 +38,10 @@ def test_builds_at_once_all_succeed(tmp_path: Path) -> None:
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(4)
     ]
-    results = [(build.wait(timeout=120), build.stderr.read()) for build in builds]
+    results = []
+    for build in builds:
+        _, errors = build.communicate(timeout=120)
+        results.append((build.returncode, errors))
 
     assert results == [(0, "")] * 4
     assert [path.name for path in tmp_path.iterdir()] == [
