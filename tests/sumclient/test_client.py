@@ -500,8 +500,7 @@ def test_an_error_answer_without_a_message_has_no_detail(
 
     assert caught.value.detail is None
     assert (
-        str(caught.value)
-        == "the server refused the request (400 Bad Request from http://sum.test/sum)"
+        str(caught.value) == f"the server refused the request (400 Bad Request from {BASE_URL}/sum)"
     )
 
 
@@ -526,7 +525,7 @@ def test_an_answer_larger_than_the_limit_is_cut_and_refused(
         signed_in.sum([1])
 
     assert str(caught.value) == (
-        f"the answer from http://sum.test/sum ({status}) is larger than 1,048,576 bytes:"
+        f"the answer from {BASE_URL}/sum ({status}) is larger than 1,048,576 bytes:"
         " not the service's (its first bytes are kept)"
     )
     assert caught.value.status_code == status
@@ -562,6 +561,6 @@ def test_an_answer_not_in_its_content_encoding_is_unexpected(
         signed_in.sum([1])
 
     assert str(caught.value).startswith(
-        "the answer from http://sum.test/sum (200) is not in its Content-Encoding (gzip): "
+        f"the answer from {BASE_URL}/sum (200) is not in its Content-Encoding (gzip): "
     )
     assert caught.value.status_code == 200
