@@ -352,8 +352,9 @@ class SumProtocol(ASGIProtocol):
 
                 # Check max_requests
                 if self.worker.nr >= self.worker.max_requests and self.worker.alive:
-                    # Changed: the worker stops accepting now, not at its next heartbeat.
-                    self.worker.retire()
+                    # Changed: the worker stops accepting now, not at its next heartbeat, and
+                    # only while the others serve (one recycle at a time).
+                    self.worker.retire_in_turn()
 
                 # Changed: a response that announced keep-alive
                 # keeps its connection even when the worker is stopping or has reached
@@ -524,6 +525,19 @@ class ConnectionCounts:
         for slot in range(self._high_water.value):
             if self._pids[slot] == pid:
                 self._pids[slot] = 0
+
+    def leave_in_turn(self, slot: int, workers: int) -> bool:
+        """Release `slot` if `workers` workers, the one in it among them, are serving, and say
+        so; while another is away (recycling, or just forked), keep it and say no. Under the
+        lock: of two workers that ask at once, one leaves."""
+        if slot < 0:
+            return True
+        with self._lock:
+            serving = sum(self._pids[other] != 0 for other in range(self._high_water.value))
+            if serving < workers:
+                return False
+            self._pids[slot] = 0
+            return True
 
     def set(self, slot: int, count: int) -> None:
         if slot >= 0:
@@ -772,9 +786,20 @@ class SumWorker(ASGIWorker):
         even_share = (mine + sum(others)) // (len(others) + 1)
         return bool(others) and mine > even_share and mine - min(others) >= 2
 
+    def retire_in_turn(self) -> None:
+        """max_requests reached: retire, once every other worker serves. Workers that share the
+        load evenly reach it together, and retired together they left the service with none
+        accepting until a replacement served. Past half as many requests again, it retires
+        whatever the others do (one the master does not replace, a worker count lowered)."""
+        if self.nr < self.max_requests * 3 // 2:
+            if not COUNTS.leave_in_turn(self._slot, self.cfg.workers):
+                return
+            self._slot = -1  # left: a new worker may claim it now
+        self.retire()
+
     def retire(self) -> None:
-        """max_requests reached: stop accepting now, answer what this worker holds, and exit;
-        gunicorn forks the replacement once this one has exited."""
+        """Stop accepting now, answer what this worker holds, and exit; gunicorn forks the
+        replacement once this one has exited."""
         self.log.info("Autorestarting worker after current request.")
         self.alive = False
         if self._stop_requested is not None:

@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import ssl
@@ -1041,6 +1042,30 @@ def test_a_recycled_worker_stops_accepting_at_once() -> None:
         time.sleep(0.2)  # the log line
         pids = {line["request_id"]: line["pid"] for line in request_log(server)}
         assert pids["after"] != pids["before-3"]
+
+
+def test_workers_recycle_one_at_a_time() -> None:
+    """Workers that share the load evenly reach GUNICORN_MAX_REQUESTS together: one retires,
+    and the other waits until its replacement serves, so some worker always accepts. (Both
+    retiring at once stalled every client for 150 ms and more.)"""
+    with LiveServer(workers=2, env={"GUNICORN_MAX_REQUESTS": "300"}) as server:
+        access = get_token(server)
+        deadline = time.monotonic() + 3
+
+        def keep_summing() -> None:
+            with requests.Session() as session:
+                while time.monotonic() < deadline:
+                    assert post_sum(server, b"[1, 2]", access, session=session).status_code == 200
+
+        with ThreadPoolExecutor(8) as clients:
+            for running in [clients.submit(keep_summing) for _ in range(8)]:
+                running.result()
+        events = re.findall(r"\] (Autorestarting worker|Booting worker)", server.log())
+
+    # R: a worker retires; B: one boots (the first two at the start).
+    order = "".join(event[0] for event in events).replace("A", "R")
+    assert order.startswith("BB") and order.count("R") >= 4, order
+    assert "RR" not in order, order
 
 
 def test_a_start_that_fails_leaves_no_shared_folder(tmp_path) -> None:
