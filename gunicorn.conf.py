@@ -136,6 +136,14 @@ def child_exit(server, worker):
         server.log.error("Cannot fold the metrics of exited workers: %s", error)
 
 
+def nworkers_changed(server, new_value, old_value):
+    """The master keeps another number of workers (at start, on SIGTTIN, SIGTTOU or a reload):
+    the workers recycle in turn by it (sumservice/worker.py)."""
+    from sumservice.worker import COUNTS
+
+    COUNTS.keep_workers(new_value)
+
+
 def pre_exec(server):
     """USR2 (gunicorn's upgrade in place): the new master makes a shared folder of its own.
     After a SIGHUP the environment it is given holds this master's folders, which this master

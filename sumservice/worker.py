@@ -500,6 +500,9 @@ class ConnectionCounts:
         self._pids = multiprocessing.RawArray("q", self.SLOTS)
         self._counts = multiprocessing.RawArray("q", self.SLOTS)
         self._deferring = multiprocessing.RawArray("b", self.SLOTS)
+        # How many workers the master keeps (gunicorn.conf.py's nworkers_changed: SIGTTIN and
+        # SIGTTOU change it, the workers' own configuration does not know); 0 until it says.
+        self._workers = multiprocessing.RawValue("i", 0)
         # One past the highest slot ever claimed: slots are claimed lowest first, so the scans
         # stop there rather than at SLOTS.
         self._high_water = multiprocessing.RawValue("i", 0)
@@ -526,15 +529,22 @@ class ConnectionCounts:
             if self._pids[slot] == pid:
                 self._pids[slot] = 0
 
-    def leave_in_turn(self, slot: int, workers: int) -> bool:
-        """Release `slot` if `workers` workers, the one in it among them, are serving, and say
-        so; while another is away (recycling, or just forked), keep it and say no. Under the
-        lock: of two workers that ask at once, one leaves."""
+    def keep_workers(self, workers: int) -> None:
+        """The master keeps `workers` workers from now on."""
+        self._workers.value = workers
+
+    def leave_in_turn(self, slot: int, configured: int, overdue: bool) -> bool:
+        """Release `slot` and say yes if every worker the master keeps serves (`configured`
+        where the master has not said): one leaves at a time. When `overdue`, if any other
+        serves: the one away may take long to go (its connections drain) and come back. Else
+        keep it and say no; a lone worker always leaves. Under the lock: of two workers that
+        ask at once, one leaves."""
         if slot < 0:
             return True
         with self._lock:
+            workers = self._workers.value or configured
             serving = sum(self._pids[other] != 0 for other in range(self._high_water.value))
-            if serving < workers:
+            if workers > 1 and serving < (2 if overdue else workers):
                 return False
             self._pids[slot] = 0
             return True
@@ -789,12 +799,13 @@ class SumWorker(ASGIWorker):
     def retire_in_turn(self) -> None:
         """max_requests reached: retire, once every other worker serves. Workers that share the
         load evenly reach it together, and retired together they left the service with none
-        accepting until a replacement served. Past half as many requests again, it retires
-        whatever the others do (one the master does not replace, a worker count lowered)."""
-        if self.nr < self.max_requests * 3 // 2:
-            if not COUNTS.leave_in_turn(self._slot, self.cfg.workers):
-                return
-            self._slot = -1  # left: a new worker may claim it now
+        accepting until a replacement served. Past half as many requests again, once another
+        serves at all (the one away may be draining for seconds); never while it is the only
+        one accepting."""
+        overdue = self.nr >= self.max_requests * 3 // 2
+        if not COUNTS.leave_in_turn(self._slot, self.cfg.workers, overdue):
+            return
+        self._slot = -1  # left: a new worker may claim it now
         self.retire()
 
     def retire(self) -> None:
