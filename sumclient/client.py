@@ -226,11 +226,11 @@ class SumClient:
             # A session retrying on statuses (urllib3's Retry, status_forcelist) gave up; urllib3
             # names the status only in its message.
             reason = str(_innermost(exc))
-            status = re.search(r"too many (\d{3}) error responses", reason)
-            error_class = _error_class(int(status.group(1))) if status else TransportError
-            raise error_class(
+            named = re.search(r"too many (\d{3}) error responses", reason)
+            status = int(named.group(1)) if named else None
+            raise (TransportError if status is None else _error_class(status))(
                 f"the server answered every try with an error ({shown}): {_shown(url, reason)}",
-                status_code=int(status.group(1)) if status else None,
+                status_code=status,
                 request=exc.request,
             ) from exc
         except requests.ConnectionError as exc:
@@ -294,21 +294,23 @@ def _error_class(status: int) -> type[SumClientError]:
     return UnexpectedResponseError
 
 
+_SUMMARIES: dict[type[SumClientError], str] = {
+    AuthenticationError: "authentication failed",
+    BadRequestError: "the server refused the request",
+    ServerError: "the server failed",
+}
+
+
 def _error_for(response: requests.Response) -> SumClientError:
     """The exception for a response that is not a success."""
     status = response.status_code
     what = f"{status} {response.reason} from {_shown(response.url)}"
     error_class = _error_class(status)
-    if error_class is AuthenticationError:
-        summary = f"authentication failed ({what})"
-    elif error_class is BadRequestError:
-        summary = f"the server refused the request ({what})"
-    elif error_class is ServerError:
-        summary = f"the server failed ({what})"
-    else:
+    if error_class not in _SUMMARIES:  # a redirect, or another status that is not an error
         location = response.headers.get("Location")
         moved = f", redirecting to {location}: use that address as base_url" if location else ""
         return UnexpectedResponseError(f"unexpected answer ({what}){moved}", response=response)
+    summary = f"{_SUMMARIES[error_class]} ({what})"
     detail = _server_message(response)
     message = summary if detail is None else f"{summary}: {detail}"
     return error_class(message, detail=detail, response=response)
