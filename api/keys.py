@@ -19,7 +19,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,10 @@ _THUMBPRINT_MEMBERS = {
     "oct": ("k", "kty"),
 }
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+class KeyOfAnotherType(ImproperlyConfigured):
+    """A key that the configured algorithm cannot sign or verify with (an RSA key for ES256)."""
 
 
 @dataclass(frozen=True)
@@ -91,20 +95,36 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
         signing_pem = _text_or_file(
             config["SIGNING_KEY"], config["SIGNING_KEY_FILE"], "SUMSERVICE_JWT_PRIVATE_KEY_FILE"
         )
+        current = _asymmetric_key(signing_pem, algorithm, "the signing key")
     else:
         key_dir = state_key_dir(config)
         signing_key = ensure_state_key(key_dir, algorithm)
         check_state_folder(key_dir)
-        signing_pem = signing_key.read_bytes()
-        previous += [
-            _verifier(path.read_bytes(), algorithm, str(path))
-            for path in sorted(retired_key_files(key_dir), reverse=True)
-        ]
-    current = _asymmetric_key(signing_pem, algorithm, "the signing key")
+        with _if_made_for_another_algorithm(key_dir, algorithm):
+            current = load_key_file(signing_key, algorithm)
+            previous += [
+                _verifier(path.read_bytes(), algorithm, str(path))
+                for path in sorted(retired_key_files(key_dir), reverse=True)
+            ]
     if current.signer is None:
         raise ImproperlyConfigured("The signing key must be a private key, not a public one.")
     unique = {key.kid: key for key in previous if key.kid != current.kid}
     return KeyRing(current=current, previous=tuple(unique.values()))
+
+
+@contextlib.contextmanager
+def _if_made_for_another_algorithm(key_dir: Path, algorithm: str) -> Iterator[None]:
+    """Say, of a state folder key of another type, that SUMSERVICE_JWT_ALGORITHM has changed
+    since the service made it, and the ways out."""
+    try:
+        yield
+    except KeyOfAnotherType as error:
+        raise KeyOfAnotherType(
+            f"{error} The keys in {key_dir} were made for another SUMSERVICE_JWT_ALGORITHM:"
+            f" set it back, or move that folder away (mv {key_dir} {key_dir}.old) and the"
+            f" service makes a new {algorithm} key at start; tokens the old keys signed are"
+            " then refused."
+        ) from None
 
 
 def signing_key_configured(config: dict[str, Any]) -> bool:
@@ -199,7 +219,8 @@ def rotate_state_key(key_dir: Path, algorithm: str) -> tuple[Path, Path]:
     `prune_retired_keys` can tell when their tokens have all expired.
     """
     current = ensure_state_key(key_dir, algorithm)
-    key = load_key_file(current, algorithm)
+    with _if_made_for_another_algorithm(key_dir, algorithm):
+        key = load_key_file(current, algorithm)
     retired_dir = key_dir / "retired"
     retired_dir.mkdir(exist_ok=True, mode=0o700)
     retired = retired_dir / f"{int(time.time())}-{key.kid}.pem"
@@ -293,13 +314,11 @@ def _asymmetric_key(pem: bytes, algorithm: str, what: str) -> Key:
         raise ImproperlyConfigured(f"Cannot load {what} as a PEM key: {error}") from None
     if algorithm == "ES256":
         if not (isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"):
-            raise ImproperlyConfigured(f"ES256 needs a P-256 elliptic-curve key; {what} is not.")
+            raise KeyOfAnotherType(f"ES256 needs a P-256 elliptic-curve key; {what} is not.")
         jwk = ECAlgorithm.to_jwk(public, as_dict=True)
     else:
         if not (isinstance(public, rsa.RSAPublicKey) and public.key_size >= 2048):
-            raise ImproperlyConfigured(
-                f"RS256 needs an RSA key of 2048 bits or more; {what} is not."
-            )
+            raise KeyOfAnotherType(f"RS256 needs an RSA key of 2048 bits or more; {what} is not.")
         jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
     kid = thumbprint(jwk)
     public_jwk = {**jwk, "kid": kid, "alg": algorithm, "use": "sig"}

@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from api.keys import load_keyring
+from api.keys import load_keyring, rotate_state_key
 from api.tests.utils import issue_token, post_sum, use_jwt_settings
 from api.tokens import reload_token_backend, token_backend
 from tests.forge import unverified_part
@@ -100,6 +100,20 @@ def test_commands_refuse_keys_from_the_environment(
     assert "roll out" in str(refused.value)
     assert "docs/tokens.md" in str(refused.value)
     assert not (state_dir / "keys").exists()
+
+
+def test_rotate_refuses_a_state_key_made_for_another_algorithm(
+    settings: Any, state_dir: Path
+) -> None:
+    rotate_state_key(state_dir / "keys", "RS256")  # a key, and a retired one, for RS256
+    before = sorted((path, path.read_bytes()) for path in (state_dir / "keys").rglob("*.pem"))
+    with pytest.raises(CommandError) as refused:
+        call_command("rotate_signing_key")  # the settings' ES256
+    assert "ES256 needs a P-256 elliptic-curve key" in str(refused.value)
+    assert f"mv {state_dir / 'keys'} " in str(refused.value)
+    assert sorted((path, path.read_bytes()) for path in (state_dir / "keys").rglob("*.pem")) == (
+        before
+    )
 
 
 @pytest.mark.parametrize("command", ["rotate_signing_key", "prune_signing_keys"])

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from api.keys import (
     ensure_state_key,
     generate_private_key,
+    load_key_file,
     load_keyring,
     prune_retired_keys,
     rotate_state_key,
@@ -158,6 +159,30 @@ def test_key_of_the_wrong_type_for_the_algorithm(tmp_path: Path) -> None:
     )
     with pytest.raises(ImproperlyConfigured, match="ES256 needs a P-256"):
         load_keyring(config(tmp_path, SIGNING_KEY=p384.decode()), "ES256")
+
+
+def test_a_state_key_made_for_another_algorithm_names_its_folder_and_the_ways_out(
+    tmp_path: Path,
+) -> None:
+    key_dir = tmp_path / "keys"
+    rs256 = load_keyring(config(tmp_path), "RS256")
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_keyring(config(tmp_path), "ES256")
+    message = str(refused.value)
+    assert f"{key_dir / 'signing-key.pem'} is not" in message
+    assert f"mv {key_dir} {key_dir}.old" in message
+    # The way out it gives: a new key of the configured type, the old one kept aside.
+    key_dir.rename(tmp_path / "keys.old")
+    assert load_keyring(config(tmp_path), "ES256").current.public_jwk["kty"] == "EC"
+    kept = load_key_file(tmp_path / "keys.old" / "signing-key.pem", "RS256")
+    assert kept.kid == rs256.current.kid
+
+
+def test_a_retired_state_key_of_another_type_is_named(tmp_path: Path) -> None:
+    rotate_state_key(tmp_path / "keys", "RS256")
+    (tmp_path / "keys" / "signing-key.pem").write_bytes(generate_private_key("ES256"))
+    with pytest.raises(ImproperlyConfigured, match=r"retired/\d+-[\w-]+\.pem is not\..*\(mv "):
+        load_keyring(config(tmp_path), "ES256")
 
 
 def test_a_configured_key_file_that_is_empty_is_an_error_not_a_new_key(tmp_path: Path) -> None:

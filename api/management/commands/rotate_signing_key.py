@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 from api.keys import load_key_file, rotate_state_key
 from api.management.commands._signing_keys import ROTATION_DOCS, algorithm, state_folder_keys
@@ -20,7 +21,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         key_dir = state_folder_keys()
-        retired, current = rotate_state_key(key_dir, algorithm())
+        try:
+            retired, current = rotate_state_key(key_dir, algorithm())
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from None
         old_kid = load_key_file(retired, algorithm()).kid
         new_kid = load_key_file(current, algorithm()).kid
         self.stdout.write(f"Retired key {old_kid}: {retired}")
