@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
 from tests.liveserver import LiveServer
+from tests.utils import get_token
 
 SUM_OF_1_2_3 = {"sha256": hashlib.sha256(b"6").hexdigest(), "sum": "6"}
 TIMEOUT_MS = 15_000
@@ -174,6 +175,16 @@ def test_the_browsable_api_gets_a_token_and_a_sum(page: Page, server: LiveServer
     post_raw(page, "[1]")
     page.get_by_text("HTTP 401 Unauthorized").wait_for()
     traffic.assert_only_from(server.url)
+
+
+def test_a_token_pasted_in_the_box_is_used_without_its_button(
+    page: Page, server: LiveServer
+) -> None:
+    page.goto(server.url + "/sum")
+    page.locator("#bearer-token").fill(get_token(server))
+    post_raw(page, "[1, 2, 3]")
+    page.get_by_text("HTTP 200 OK").wait_for()
+    assert shown_answer(page) == SUM_OF_1_2_3
 
 
 def test_the_token_page_hands_its_token_to_the_sum_page(page: Page, server: LiveServer) -> None:

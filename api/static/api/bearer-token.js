@@ -48,6 +48,12 @@
       keep(input.val());
       show();
     });
+    // A token pasted in and left there is meant to be used: taken when the box loses focus,
+    // as it does when a form's button below is pressed.
+    input.on("change", function () {
+      keep(input.val());
+      show();
+    });
     $("#bearer-token-forget").on("click", function () {
       keep("");
       show();
