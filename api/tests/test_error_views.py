@@ -3,8 +3,11 @@ too, never an HTML page."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.test import Client
 
+from api.error_views import HOST_NOT_SERVED
 from api.views import HealthView
 
 
@@ -15,6 +18,14 @@ def test_unknown_path_is_json_404(client: Client) -> None:
     assert "/nothing-here" in response.json()["detail"]
 
 
+def test_a_404_points_to_the_browser_docs_only_where_they_are_served(
+    client: Client, settings: Any
+) -> None:
+    assert "/docs/ shows it in a browser" in client.get("/").json()["detail"]
+    settings.SUMSERVICE = {**settings.SUMSERVICE, "DOCS": False}
+    assert "/docs/" not in client.get("/").json()["detail"]
+
+
 def test_trailing_slash_is_not_redirected(client: Client) -> None:
     assert client.post("/sum/", "[1]", content_type="application/json").status_code == 404
 
@@ -23,6 +34,9 @@ def test_disallowed_host_is_json_400(client: Client) -> None:
     response = client.get("/healthz", HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
+    # The operator's setting to look at, not the Host sent.
+    assert response.json() == {"detail": HOST_NOT_SERVED}
+    assert "DJANGO_ALLOWED_HOSTS" in HOST_NOT_SERVED
 
 
 def test_a_crash_is_json_500(monkeypatch) -> None:

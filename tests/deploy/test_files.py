@@ -14,6 +14,7 @@ import requests
 import yaml
 from cryptography.hazmat.primitives import serialization
 
+from api.error_views import HOST_NOT_SERVED
 from tests.deploy.deployfiles import (
     DEPLOY,
     ROOT,
@@ -348,4 +349,4 @@ def test_kubernetes_allowed_hosts_serve_probes_and_scrapes_and_refuse_others():
         assert requests.get(server.url + "/metrics", timeout=5).status_code == 200
         refused = requests.get(server.url + "/healthz", headers={"Host": "evil.example"}, timeout=5)
         assert refused.status_code == 400
-        assert refused.json() == {"detail": "Bad request."}
+        assert refused.json() == {"detail": HOST_NOT_SERVED}

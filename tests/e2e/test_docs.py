@@ -26,6 +26,19 @@ def test_docs_off_hides_the_pages_but_not_the_schema() -> None:
             response = requests.get(server.url + path, timeout=10)
             assert response.status_code == 404
             assert response.json()["detail"].startswith(f"Not found: {path}.")
+            assert "in a browser" not in response.json()["detail"]
         response = requests.get(server.url + "/openapi.json", timeout=10)
         assert response.status_code == 200
         assert "/sum" in response.json()["paths"]
+        # The browsable API's pages link to no page that is not served.
+        assert 'href="/docs/"' not in browsable_page(server, "/sum")
+
+
+def test_the_browsable_api_links_to_the_docs(server: LiveServer) -> None:
+    assert 'href="/docs/"' in browsable_page(server, "/sum")
+
+
+def browsable_page(server: LiveServer, path: str) -> str:
+    response = requests.get(server.url + path, headers={"Accept": "text/html"}, timeout=10)
+    assert response.headers["Content-Type"].startswith("text/html")
+    return response.text

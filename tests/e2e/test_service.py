@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from api.error_views import HOST_NOT_SERVED
 from tests.liveserver import LiveServer
 from tests.utils import get_token, post_sum, request_log, sha256
 
@@ -115,7 +116,7 @@ def test_a_host_not_served_is_a_json_400_and_one_log_line(server: LiveServer) ->
             server.url + "/healthz", headers={"Host": "evil.example"}, timeout=10
         )
         assert response.status_code == 400
-        assert response.json() == {"detail": "Bad request."}
+        assert response.json() == {"detail": HOST_NOT_SERVED}
         assert response.headers["Content-Length"] == str(len(response.content))
     assert "Traceback" not in server.log()
     assert "evil.example" not in server.log()
