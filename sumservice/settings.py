@@ -28,7 +28,7 @@ PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Nothing signed with SECRET_KEY outlives a process (no sessions, no cookies: tokens have keys
 # of their own), so a random per-process default is safe; set it to pin one.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or secrets.token_urlsafe(50)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
@@ -122,12 +122,12 @@ SUMSERVICE = {
     "STATE_DIR": Path(env_str("SUMSERVICE_STATE_DIR", str(BASE_DIR / "var"))),
     # Signing keys in PEM, as text or as a file path (a mounted secret); PREVIOUS_KEYS holds
     # any number of keys still accepted (and published) after a rotation.
-    "SIGNING_KEY": os.environ.get("SUMSERVICE_JWT_PRIVATE_KEY", ""),
-    "SIGNING_KEY_FILE": os.environ.get("SUMSERVICE_JWT_PRIVATE_KEY_FILE", ""),
-    "PREVIOUS_KEYS": os.environ.get("SUMSERVICE_JWT_PREVIOUS_KEYS", ""),
-    "PREVIOUS_KEYS_FILE": os.environ.get("SUMSERVICE_JWT_PREVIOUS_KEYS_FILE", ""),
+    "SIGNING_KEY": env_str("SUMSERVICE_JWT_PRIVATE_KEY", ""),
+    "SIGNING_KEY_FILE": env_str("SUMSERVICE_JWT_PRIVATE_KEY_FILE", ""),
+    "PREVIOUS_KEYS": env_str("SUMSERVICE_JWT_PREVIOUS_KEYS", ""),
+    "PREVIOUS_KEYS_FILE": env_str("SUMSERVICE_JWT_PREVIOUS_KEYS_FILE", ""),
     # The shared secret, used only when SUMSERVICE_JWT_ALGORITHM is HS256.
-    "HMAC_SECRET": os.environ.get("SUMSERVICE_JWT_SECRET", ""),
+    "HMAC_SECRET": env_str("SUMSERVICE_JWT_SECRET", ""),
     # Serving (sumservice/asgi.py): a request whose body is at most this many bytes runs in the
     # worker's event loop; a larger one runs in one of the worker's threads for large requests,
     # so that the loop keeps answering the others meanwhile. Where the Python path sums, at most
@@ -234,7 +234,8 @@ SIMPLE_JWT = {
         # At most 366 days: an access token is short-lived, and its `exp` stays a date.
         seconds=env_int("SUMSERVICE_ACCESS_TOKEN_LIFETIME", 3600, minimum=1, maximum=366 * 86400)
     ),
-    "LEEWAY": env_int("SUMSERVICE_JWT_LEEWAY", 0),
+    # Clock skew, minutes at most: hours of it would keep expired tokens alive.
+    "LEEWAY": env_int("SUMSERVICE_JWT_LEEWAY", 0, maximum=3600),
     "USER_ID_CLAIM": "sub",
     "AUTH_HEADER_TYPES": ("Bearer",),
     "AUTH_TOKEN_CLASSES": ("api.tokens.SumAccessToken",),

@@ -193,12 +193,44 @@ def test_an_ipv6_host_without_brackets_stops_the_start_naming_it(monkeypatch, ho
             "99999999999999",
             "SUMSERVICE_ACCESS_TOKEN_LIFETIME must be at most 31622400, got 99999999999999",
         ),
+        (
+            "SUMSERVICE_JWT_LEEWAY",
+            "100000000000",
+            "SUMSERVICE_JWT_LEEWAY must be at most 3600, got 100000000000",
+        ),
     ],
 )
 def test_an_address_or_lifetime_out_of_range_stops_the_start_naming_it(name, value, said) -> None:
     started = load_settings(name, value)
     assert started.returncode != 0
     assert said in started.stderr
+
+
+def test_the_secret_and_key_knobs_set_to_spaces_count_as_unset() -> None:
+    blank = {
+        name: "   "
+        for name in [
+            "DJANGO_SECRET_KEY",
+            "SUMSERVICE_JWT_PRIVATE_KEY",
+            "SUMSERVICE_JWT_PRIVATE_KEY_FILE",
+            "SUMSERVICE_JWT_PREVIOUS_KEYS",
+            "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE",
+            "SUMSERVICE_JWT_SECRET",
+        ]
+    }
+    read = (
+        "from sumservice import settings as s; c = s.SUMSERVICE;"
+        " print(repr(s.SECRET_KEY.strip() != ''), [c[k] for k in ("
+        "'SIGNING_KEY', 'SIGNING_KEY_FILE', 'PREVIOUS_KEYS', 'PREVIOUS_KEYS_FILE', 'HMAC_SECRET')])"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", read],
+        cwd=ROOT,
+        env={**os.environ, **blank},
+        capture_output=True,
+        text=True,
+    )
+    assert run.stdout.strip() == "True ['', '', '', '', '']", run.stderr
 
 
 def test_an_ipv6_host_in_brackets_makes_the_default_issuer_a_url() -> None:
