@@ -321,6 +321,8 @@ def _asymmetric_key(pem: bytes, algorithm: str, what: str) -> Key:
             raise KeyOfAnotherType(f"RS256 needs an RSA key of 2048 bits or more; {what} is not.")
         jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
     kid = thumbprint(jwk)
+    # PyJWT adds key_ops to an RSA key's JWK; RFC 7517 section 4.3: not beside "use".
+    jwk.pop("key_ops", None)
     public_jwk = {**jwk, "kid": kid, "alg": algorithm, "use": "sig"}
     return Key(kid=kid, algorithm=algorithm, signer=signer, verifier=public, public_jwk=public_jwk)
 

@@ -117,9 +117,17 @@ def test_published_keys_have_no_private_members(tmp_path: Path) -> None:
         assert not {"d", "p", "q", "dp", "dq", "qi", "k"} & set(jwk)
 
 
-def test_rs256_key(tmp_path: Path) -> None:
-    ring = load_keyring(config(tmp_path), "RS256")
-    assert ring.jwks()["keys"][0]["kty"] == "RSA"
+@pytest.mark.parametrize(
+    ("algorithm", "members"),
+    [("ES256", {"kty", "crv", "x", "y"}), ("RS256", {"kty", "n", "e"})],
+)
+def test_a_published_key_has_its_members_and_use_without_key_ops(
+    tmp_path: Path, algorithm: str, members: set[str]
+) -> None:
+    (jwk,) = load_keyring(config(tmp_path), algorithm).jwks()["keys"]
+    # RFC 7517 section 4.3: "use" and "key_ops" should not be used together.
+    assert set(jwk) == members | {"kid", "alg", "use"}
+    assert (jwk["alg"], jwk["use"]) == (algorithm, "sig")
 
 
 def test_hs256_needs_a_long_secret_and_publishes_nothing(tmp_path: Path) -> None:
