@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.tokens import Token
 
 from api.tokens import token_backend
@@ -37,6 +38,14 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
         if token is None:
             # The backend refuses a token without a subject (REQUIRED_CLAIMS), so every token
             # verified here is one get_user takes.
-            token = super().get_validated_token(raw_token)
+            try:
+                token = super().get_validated_token(raw_token)
+            except InvalidToken as error:
+                # One token class: its reason as the detail, rather than SimpleJWT's "Given
+                # token not valid for any token type" with the reason in a list beside it.
+                reasons = [message["message"] for message in error.detail.get("messages", ())]
+                if len(reasons) == 1:
+                    raise InvalidToken(reasons[0]) from error
+                raise
             verified.put(raw_token, token)
         return token

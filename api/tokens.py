@@ -13,7 +13,11 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.backends import TokenBackend
-from rest_framework_simplejwt.exceptions import TokenBackendError
+from rest_framework_simplejwt.exceptions import (
+    TokenBackendError,
+    TokenBackendExpiredToken,
+    TokenError,
+)
 from rest_framework_simplejwt.tokens import AccessToken, Token
 
 from api.keys import KeyRing, load_keyring
@@ -121,7 +125,7 @@ class KeyRingTokenBackend(TokenBackend):
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as error:
-            raise TokenBackendError(_("Token is invalid")) from error
+            raise TokenBackendError(f"Token is invalid: {error}") from error
         key = self.keyring.find(kid)
         if key is None:
             raise TokenBackendError(_("Token is signed by an unknown key"))
@@ -133,11 +137,20 @@ class KeyRingTokenBackend(TokenBackend):
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as error:
-            raise TokenBackendError(_("Token is invalid")) from error
+            raise TokenBackendError(f"Token is invalid: {error}") from error
         problem = claim_type_error(unverified)
         if problem:
             raise TokenBackendError(problem)
-        payload = super().decode(token, verify=verify)
+        try:
+            payload = super().decode(token, verify=verify)
+        except TokenBackendExpiredToken:
+            raise
+        except TokenBackendError as error:
+            # SimpleJWT says "Token is invalid" of every refusal; PyJWT's reason (another
+            # issuer, not yet valid, a signature that fails) is one a person can act on.
+            if isinstance(error.__cause__, jwt.InvalidTokenError):
+                raise TokenBackendError(f"Token is invalid: {error.__cause__}") from error
+            raise
         if verify:
             missing = [claim for claim in REQUIRED_CLAIMS if payload.get(claim) is None]
             if missing:
@@ -177,6 +190,16 @@ def reload_token_backend() -> KeyRingTokenBackend:
 
 class SumAccessToken(AccessToken):
     """An access token whose subject (`sub`) is a username, with no user row behind it."""
+
+    def __init__(self, token: Any = None, verify: bool = True) -> None:
+        try:
+            super().__init__(token, verify)
+        except TokenError as error:
+            # SimpleJWT replaces the backend's reason with "Token is invalid": keep the reason.
+            reason = error.__cause__
+            if isinstance(reason, TokenBackendError) and error.args != reason.args:
+                raise type(error)(*reason.args) from reason
+            raise
 
     @property
     def token_backend(self) -> KeyRingTokenBackend:

@@ -80,6 +80,28 @@ def test_unacceptable_tokens_are_401(client: Client, forger: Forger, attack: str
     assert_401(post_sum(client, "[1]", ATTACKS[attack](forger)), invalid_token=True)
 
 
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        ("expired", "Token is expired"),
+        ("issued in the future", "Token is invalid: The token is not yet valid (iat)"),
+        ("not yet valid", "Token is invalid: The token is not yet valid (nbf)"),
+        ("wrong issuer", "Token is invalid: Invalid issuer"),
+        ("wrong audience", "Token is invalid: Audience doesn't match"),
+        ("kid not published", "Token is signed by an unknown key"),
+        ("bad signature", "Token is invalid: Signature verification failed"),
+        ("alg none", "Token is invalid: The specified alg value is not allowed"),
+        ("no sub", "Token lacks the claims: sub"),
+        ("exp not a number", "Token's exp claim is not a time in seconds"),
+        ("not a JWT", "Token is invalid: Not enough segments"),
+    ],
+)
+def test_a_refused_token_says_why(client: Client, forger: Forger, attack: str, reason: str) -> None:
+    """A clock out of step, another issuer or a forged token: each a different fix."""
+    response = post_sum(client, "[1]", ATTACKS[attack](forger))
+    assert response.json() == {"detail": reason, "code": "token_not_valid"}
+
+
 def test_a_valid_hand_signed_token_is_accepted(client: Client, forger: Forger) -> None:
     # The control for the table above: the same construction without the defect passes.
     assert post_sum(client, "[1,2,3,4]", forger.token()).json()["sha256"] == SUM_OF_10
