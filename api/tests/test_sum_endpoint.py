@@ -190,10 +190,16 @@ def test_other_methods_are_405_even_without_a_token(client: Client, method: str)
     assert response["Allow"] == "POST, OPTIONS"
 
 
-def test_options_is_200_without_a_token(client: Client) -> None:
-    response = client.options("/sum")
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Bearer"])
+def test_options_is_200_whatever_token_it_carries(
+    client: Client, authorization: str | None
+) -> None:
+    """OPTIONS describes the endpoint to anyone: a token sent with it is not looked at."""
+    headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+    response = client.options("/sum", **headers)
     assert response.status_code == 200
     assert response["Allow"] == "POST, OPTIONS"
+    assert response.json()["name"] == "Sum"
 
 
 def test_browsable_api_renders_html(client: Client) -> None:
