@@ -73,6 +73,9 @@ _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, Ro
 # Sums are taken in chunks so that one huge literal (say 1e10000) makes only the adds of its own
 # chunk, and then one add per chunk, long: the work stays linear in the number of literals.
 _CHUNK = 1024
+# The highest recursion limit under which the C parser is trusted: a document nested that
+# deep takes under 2 MiB of C stack, well within a thread's 8 MiB.
+_C_PARSER_MAX_RECURSION_LIMIT = 10_000
 # The general path adds the literals read so far once this many are waiting (at an object's
 # end), and a long flat array is parsed this many characters at a time: what a parse holds
 # stays small whatever the document's size.
@@ -309,22 +312,28 @@ def _all(_: None, values: list[int]) -> list[int]:
 def _general_sum(text: str, max_length: int, max_exponent: int) -> Decimal:
     """Check every literal against the limits, those a repeated key drops included, and return
     the exact sum of the numbers that count."""
-    reader = _Reader(max_length, max_exponent)
-    try:
-        json.loads(
-            text,
-            parse_int=reader.integers.append,
-            parse_float=reader.fractions.append,
-            parse_constant=_reject_constant,
-            object_pairs_hook=reader.object,
-        )
-    except (RecursionError, _RepeatedKey):
-        # Too deep for the C parser, or a repeated key, which drops the numbers of its earlier
-        # values (the flat lists cannot tell which): read again with its structure.
-        literals, dropped = _scan_iteratively(text)
-        _check_limits(*_split(literals), max_length, max_exponent)
-        return _exact_sum(*_split(_kept(literals, dropped)))
-    return reader.finish()
+    # The C parser recurses on the C stack as deep as the document nests, until the recursion
+    # limit: one raised far past its default (by an embedding, a tool) would let a deep
+    # document overflow the stack and kill the process rather than raise RecursionError.
+    if sys.getrecursionlimit() <= _C_PARSER_MAX_RECURSION_LIMIT:
+        reader = _Reader(max_length, max_exponent)
+        try:
+            json.loads(
+                text,
+                parse_int=reader.integers.append,
+                parse_float=reader.fractions.append,
+                parse_constant=_reject_constant,
+                object_pairs_hook=reader.object,
+            )
+        except (RecursionError, _RepeatedKey):
+            pass  # read again below, with its structure
+        else:
+            return reader.finish()
+    # Too deep for the C parser, or a repeated key, which drops the numbers of its earlier
+    # values (the flat lists cannot tell which).
+    literals, dropped = _scan_iteratively(text)
+    _check_limits(*_split(literals), max_length, max_exponent)
+    return _exact_sum(*_split(_kept(literals, dropped)))
 
 
 class _RepeatedKey(Exception):

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import subprocess
 import sys
 import threading
 from fractions import Fraction
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -21,6 +23,8 @@ from api.tests.oracle import decimal_literals, json_texts, oracle_text, oracle_t
 
 # Every test here runs against both summing paths: the compiled kernel and the pure-Python one.
 pytestmark = pytest.mark.usefixtures("summing_backend")
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # --- summing: the flat-array path ------------------------------------------------------------
 
@@ -198,6 +202,28 @@ def test_batches_match_the_oracle(text: str) -> None:
 def test_invalid_json_answers_before_a_limit(document: str, error: type) -> None:
     with tiny_pieces_and_batches(), pytest.raises(error):
         canonical_sum(document)
+
+
+def test_a_deep_document_is_summed_under_a_raised_recursion_limit() -> None:
+    """The C parser recurses on the C stack until the recursion limit: raised far past its
+    default by whatever embeds the service, a deep document must still be summed (by the
+    iterative scan), never overflow the stack of the thread that sums it. In a process of its
+    own, which the overflow would kill."""
+    script = (
+        "import sys, threading\n"
+        "from api import summing\n"
+        "summing.use_python_path()\n"
+        "sys.setrecursionlimit(10**6)\n"
+        "document = b'[' * 10**6 + b'1.5' + b']' * 10**6\n"
+        "answers = []\n"
+        "summed = lambda: answers.append(summing.canonical_sum(document))\n"
+        "thread = threading.Thread(target=summed)\n"
+        "thread.start(); thread.join(); print(answers)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert (run.returncode, run.stdout) == (0, "['1.5']\n"), run.stderr
 
 
 def test_repeated_key_after_batches_were_added() -> None:
