@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rest_framework.exceptions import UnsupportedMediaType
+from django.http import Http404
+from rest_framework.exceptions import NotFound, UnsupportedMediaType
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from api.exceptions import UnsupportedContentEncoding
@@ -28,7 +29,14 @@ class ContentNegotiation(DefaultContentNegotiation):
             and (accept == "*/*" or accept == first.media_type)
         ):
             return first, first.media_type
-        return super().select_renderer(request, renderers, format_suffix)
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except Http404:
+            # DRF's answer to a format no renderer has, as for a URL's format suffix; from a
+            # query string, "Not found." would send the client looking for another path.
+            format_ = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+            formats = " or ".join(renderer.format for renderer in renderers)
+            raise NotFound(f"No answer format {format_!r}: ?format= takes {formats}.") from None
 
     def select_parser(self, request, parsers):
         # A compressed body would reach the parsers as bytes they cannot read (a 400 saying it

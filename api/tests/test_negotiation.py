@@ -81,3 +81,16 @@ def test_a_wildcard_content_type_is_415(client, token, path: str, content_type: 
     assert response.json() == {
         "detail": f'A body has one media type, not "{content_type}": send application/json.'
     }
+
+
+@pytest.mark.parametrize("path", ["/sum", "/auth", "/healthz"])
+def test_a_format_no_renderer_has_is_a_404_naming_the_formats(client, path: str) -> None:
+    response = client.post(path + "?format=xml", "[1]", content_type="application/json")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No answer format 'xml': ?format= takes json or api."}
+
+
+def test_an_accept_header_nothing_satisfies_is_a_406(client) -> None:
+    response = client.post("/sum", "[1]", content_type="application/json", HTTP_ACCEPT="text/plain")
+    assert response.status_code == 406
+    assert response.json() == {"detail": "Could not satisfy the request Accept header."}
