@@ -18,6 +18,13 @@ def env_str(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 
 
+def env_secret(name: str) -> str:
+    """A secret, taken as sent (a trailing newline from a mounted file is part of it, as for
+    every other holder of it); "" when unset or only spaces."""
+    raw = os.environ.get(name, "")
+    return raw if raw.strip() else ""
+
+
 def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:

@@ -15,7 +15,15 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from api import limits
-from sumservice.environment import env_bool, env_choice, env_host, env_int, env_list, env_str
+from sumservice.environment import (
+    env_bool,
+    env_choice,
+    env_host,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,7 +36,7 @@ PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Nothing signed with SECRET_KEY outlives a process (no sessions, no cookies: tokens have keys
 # of their own), so a random per-process default is safe; set it to pin one.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or secrets.token_urlsafe(50)
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
@@ -127,7 +135,7 @@ SUMSERVICE = {
     "PREVIOUS_KEYS": env_str("SUMSERVICE_JWT_PREVIOUS_KEYS", ""),
     "PREVIOUS_KEYS_FILE": env_str("SUMSERVICE_JWT_PREVIOUS_KEYS_FILE", ""),
     # The shared secret, used only when SUMSERVICE_JWT_ALGORITHM is HS256.
-    "HMAC_SECRET": env_str("SUMSERVICE_JWT_SECRET", ""),
+    "HMAC_SECRET": env_secret("SUMSERVICE_JWT_SECRET"),
     # Serving (sumservice/asgi.py): a request whose body is at most this many bytes runs in the
     # worker's event loop; a larger one runs in one of the worker's threads for large requests,
     # so that the loop keeps answering the others meanwhile. Where the Python path sums, at most

@@ -11,7 +11,15 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from sumservice.environment import env_bool, env_host, env_int, env_list, env_seconds, env_str
+from sumservice.environment import (
+    env_bool,
+    env_host,
+    env_int,
+    env_list,
+    env_seconds,
+    env_secret,
+    env_str,
+)
 from tests.liveserver import ROOT
 
 
@@ -231,6 +239,17 @@ def test_the_secret_and_key_knobs_set_to_spaces_count_as_unset() -> None:
         text=True,
     )
     assert run.stdout.strip() == "True ['', '', '', '', '']", run.stderr
+
+
+def test_a_secret_is_taken_as_sent_and_spaces_alone_are_unset(monkeypatch) -> None:
+    """A secret mounted from a file keeps its trailing newline, as every other holder of it
+    reads it: trimmed, an HS256 key (and its kid) would change."""
+    monkeypatch.setenv("SECRET", " s3cret\n")
+    assert env_secret("SECRET") == " s3cret\n"
+    monkeypatch.setenv("SECRET", " \n")
+    assert env_secret("SECRET") == ""
+    monkeypatch.delenv("SECRET")
+    assert env_secret("SECRET") == ""
 
 
 def test_an_ipv6_host_in_brackets_makes_the_default_issuer_a_url() -> None:
