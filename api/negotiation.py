@@ -35,7 +35,7 @@ class ContentNegotiation(DefaultContentNegotiation):
             # DRF's answer to a format no renderer has, as for a URL's format suffix; from a
             # query string, "Not found." would send the client looking for another path.
             format_ = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
-            formats = " or ".join(renderer.format for renderer in renderers)
+            formats = " or ".join(dict.fromkeys(renderer.format for renderer in renderers))
             raise NotFound(f"No answer format {format_!r}: ?format= takes {formats}.") from None
 
     def select_parser(self, request, parsers):

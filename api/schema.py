@@ -226,6 +226,7 @@ NOT_ALLOWED = error("Any other method (the `Allow` header lists those there are)
 TOO_LARGE = error("The body is over the size limit (`SUMSERVICE_MAX_BODY_BYTES`).")
 NOT_JSON = error("The body is not `application/json` (or has a body but no Content-Type).")
 THROTTLED = error("Over the rate limit; `Retry-After` says when to try again.")
+NOT_ACCEPTABLE = error("An `Accept` header that neither JSON nor the browsable API's HTML meets.")
 
 
 def header(name: str, description: str, statuses: list[int]) -> OpenApiParameter:
@@ -293,6 +294,7 @@ class TokenObtainSchema(OpenApiViewExtension):
                         ),
                     ),
                     405: NOT_ALLOWED,
+                    406: NOT_ACCEPTABLE,
                     413: error(
                         "The body is over `/auth`'s size limit (`SUMSERVICE_AUTH_MAX_BODY_BYTES`,"
                         " 64 KiB)."
@@ -355,6 +357,7 @@ class SumSchema(OpenApiViewExtension):
                         " expired, not yet valid, or of another key, issuer or audience."
                     ),
                     405: NOT_ALLOWED,
+                    406: NOT_ACCEPTABLE,
                     413: TOO_LARGE,
                     415: NOT_JSON,
                     422: error(

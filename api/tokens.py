@@ -34,6 +34,8 @@ TIME_CLAIMS = ("exp", "iat", "nbf")
 _LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z
 # Claims the service reads as text.
 TEXT_CLAIMS = ("sub", "jti", "token_type")
+# The most of PyJWT's reason for a refusal that a 401 repeats.
+_REASON_CHARACTERS = 100
 
 
 def claim_type_error(payload: dict[str, Any]) -> str | None:
@@ -125,7 +127,7 @@ class KeyRingTokenBackend(TokenBackend):
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as error:
-            raise TokenBackendError(f"Token is invalid: {error}") from error
+            raise TokenBackendError(_invalid(error)) from error
         key = self.keyring.find(kid)
         if key is None:
             raise TokenBackendError(_("Token is signed by an unknown key"))
@@ -137,7 +139,7 @@ class KeyRingTokenBackend(TokenBackend):
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as error:
-            raise TokenBackendError(f"Token is invalid: {error}") from error
+            raise TokenBackendError(_invalid(error)) from error
         problem = claim_type_error(unverified)
         if problem:
             raise TokenBackendError(problem)
@@ -149,13 +151,22 @@ class KeyRingTokenBackend(TokenBackend):
             # SimpleJWT says "Token is invalid" of every refusal; PyJWT's reason (another
             # issuer, not yet valid, a signature that fails) is one a person can act on.
             if isinstance(error.__cause__, jwt.InvalidTokenError):
-                raise TokenBackendError(f"Token is invalid: {error.__cause__}") from error
+                raise TokenBackendError(_invalid(error.__cause__)) from error
             raise
         if verify:
             missing = [claim for claim in REQUIRED_CLAIMS if payload.get(claim) is None]
             if missing:
                 raise TokenBackendError(f"Token lacks the claims: {', '.join(missing)}")
         return payload
+
+
+def _invalid(reason: jwt.PyJWTError) -> str:
+    """PyJWT's reason, cut short: some quote the token ('Unsupported critical extension: ...'),
+    which need not come back whole."""
+    text = str(reason)
+    if len(text) > _REASON_CHARACTERS:
+        text = text[:_REASON_CHARACTERS] + "..."
+    return f"Token is invalid: {text}"
 
 
 def load_token_backend() -> KeyRingTokenBackend:

@@ -90,6 +90,11 @@ def test_a_format_no_renderer_has_is_a_404_naming_the_formats(client, path: str)
     assert response.json() == {"detail": "No answer format 'xml': ?format= takes json or api."}
 
 
+def test_the_schema_names_its_one_format_once(client) -> None:
+    response = client.get("/openapi.json?format=xml")
+    assert response.json() == {"detail": "No answer format 'xml': ?format= takes json."}
+
+
 def test_an_accept_header_nothing_satisfies_is_a_406(client) -> None:
     response = client.post("/sum", "[1]", content_type="application/json", HTTP_ACCEPT="text/plain")
     assert response.status_code == 406

@@ -102,6 +102,13 @@ def test_a_refused_token_says_why(client: Client, forger: Forger, attack: str, r
     assert response.json() == {"detail": reason, "code": "token_not_valid"}
 
 
+def test_a_reason_quoting_the_token_is_cut_short(client: Client, forger: Forger) -> None:
+    """PyJWT quotes an unsupported `crit` entry in its reason; the 401 does not return it whole."""
+    token = forger.sign(forger.claims(), crit=["x" * 1000])
+    detail = post_sum(client, "[1]", token).json()["detail"]
+    assert detail == f"Token is invalid: Unsupported critical extension: {'x' * 68}..."
+
+
 def test_a_valid_hand_signed_token_is_accepted(client: Client, forger: Forger) -> None:
     # The control for the table above: the same construction without the defect passes.
     assert post_sum(client, "[1,2,3,4]", forger.token()).json()["sha256"] == SUM_OF_10
