@@ -60,6 +60,12 @@ THROTTLED = Counter(
     ["scope"],
 )
 
+RATE_LIMIT_CACHE_ERRORS = Counter(
+    "sumservice_rate_limit_cache_errors",
+    "Times the rate limits' cache failed (Redis down or too slow); each lets requests through"
+    " unlimited for a few seconds.",
+)
+
 
 # What the views count, through these: with SUMSERVICE_METRICS=false nothing is counted (nor
 # written to the multiprocess files), as nothing is served.
@@ -71,6 +77,11 @@ def count_token_issued() -> None:
 def count_rate_limited(scope: str) -> None:
     if settings.SUMSERVICE["METRICS"]:
         THROTTLED.labels(scope=scope).inc()
+
+
+def count_rate_limit_cache_error() -> None:
+    if settings.SUMSERVICE["METRICS"]:
+        RATE_LIMIT_CACHE_ERRORS.inc()
 
 
 def observe_sum_body(size: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 
 from rest_framework import settings as drf_settings
 from rest_framework.request import Request
@@ -27,6 +28,12 @@ logger = logging.getLogger(__name__)
 
 
 class SlidingWindowThrottle(SimpleRateThrottle):
+    # After the cache fails, this worker lets requests through without asking it for this long:
+    # a Redis that hangs costs each worker one timeout (its event loop's) per period, not one
+    # per request, and the log one line.
+    CACHE_RETRY_SECONDS = 5.0
+    cache_unusable_until = 0.0  # time.monotonic(), this process's
+
     def get_rate(self) -> str | None:
         # Through the module: DRF replaces its settings object when REST_FRAMEWORK changes,
         # and the class attribute SimpleRateThrottle reads was copied at import.
@@ -38,7 +45,7 @@ class SlidingWindowThrottle(SimpleRateThrottle):
         if self.rate is None or request.method == "OPTIONS":
             return True
         key = self.get_cache_key(request, view)
-        if key is None:
+        if key is None or time.monotonic() < SlidingWindowThrottle.cache_unusable_until:
             return True
         self.now = self.timer()
         window, elapsed = divmod(self.now, self.duration)
@@ -49,19 +56,31 @@ class SlidingWindowThrottle(SimpleRateThrottle):
             self.cache.add(current, 0, timeout=2 * self.duration)
             count = self.cache.incr(current)
             previous = self.cache.get(f"{key}:{int(window) - 1}", 0)
-        except Exception:  # the cache is unreachable (Redis down): serve rather than refuse all
-            logger.exception("Rate limit %s not applied: the cache failed", self.scope)
+            weight = 1 - elapsed / self.duration
+            if previous * weight + count <= self.num_requests:
+                return True
+            # A refused request is not counted: a client that keeps trying gets in once the
+            # window has moved on.
+            self.cache.decr(current)
+        except Exception as error:  # the cache is unreachable (Redis down): serve, not refuse
+            self._cache_failed(error)
             return True
-        weight = 1 - elapsed / self.duration
-        if previous * weight + count <= self.num_requests:
-            return True
-        # A refused request is not counted: a client that keeps trying gets in once the window
-        # has moved on.
-        self.cache.decr(current)
-        count -= 1
+        # Refused requests of others not yet taken back may be in `count`: at most the limit
+        # was let in.
+        count = min(count - 1, self.num_requests)
         self.retry_after = self._seconds_until_one_more(count, previous, elapsed)
         metrics.count_rate_limited(self.scope)
         return False
+
+    def _cache_failed(self, error: Exception) -> None:
+        SlidingWindowThrottle.cache_unusable_until = time.monotonic() + self.CACHE_RETRY_SECONDS
+        metrics.count_rate_limit_cache_error()
+        logger.error(
+            "Rate limits not applied for %g s: the cache failed (%s: %s)",
+            self.CACHE_RETRY_SECONDS,
+            type(error).__name__,
+            error,
+        )
 
     def _seconds_until_one_more(self, count: int, previous: int, elapsed: float) -> float:
         """How long until the estimate lets one more request in, `count` having been let in

@@ -215,9 +215,10 @@ if CACHE_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "sumservice",
-            # A Redis that stops answering costs a request a second at most (redis-py's own
-            # defaults wait forever).
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            # A Redis answers in a millisecond or two: one that takes longer is down. Each worker
+            # waits that long once, then counts nothing for a few seconds (api/throttling.py);
+            # redis-py's own defaults wait forever.
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
         }
     }
 elif CACHE_DIR:

@@ -9,6 +9,7 @@ from django.test import Client
 
 from api import summing
 from api.tests.utils import issue_token
+from api.throttling import SlidingWindowThrottle
 from api.tokens import token_backend
 from tests.forge import Forger
 
@@ -68,3 +69,10 @@ def summing_backend(request: pytest.FixtureRequest) -> Iterator[str]:
         patch.setattr(summing, "kernel", None)
         assert summing.backend() == "python"
         yield "python"
+
+
+@pytest.fixture(autouse=True)
+def rate_limit_cache_trusted(monkeypatch) -> None:
+    """Each test starts with the rate limits' cache trusted, whatever a test before made this
+    process think of it (after a failure it is left alone for a few seconds)."""
+    monkeypatch.setattr(SlidingWindowThrottle, "cache_unusable_until", 0.0)

@@ -15,7 +15,7 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import fold_dead_workers
-from api.tests.utils import issue_token, post_sum
+from api.tests.utils import issue_token, post_sum, use_unreachable_redis
 
 
 def samples(client: Client) -> dict[tuple[str, tuple], float]:
@@ -78,6 +78,14 @@ def test_rate_limit_refusals_are_counted(client: Client, settings: Any) -> None:
         )
         assert response.status_code == 429
     assert samples(client)[key] - before == 2
+
+
+def test_rate_limit_cache_failures_are_counted(client: Client, settings: Any) -> None:
+    key = ("sumservice_rate_limit_cache_errors_total", ())
+    before = samples(client).get(key, 0)
+    use_unreachable_redis(settings)
+    issue_token(client)
+    assert samples(client)[key] - before == 1
 
 
 def test_metrics_can_be_turned_off(settings: Any) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from typing import Any
+from unittest import mock
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.test.utils import override_settings
 
-from api.tests.utils import issue_token, post_sum
+from api.tests.utils import issue_token, post_sum, use_unreachable_redis
 from api.throttling import AuthRateThrottle, SlidingWindowThrottle
 
 CREDENTIALS = {"username": "alice", "password": "secret"}
@@ -244,13 +247,46 @@ def test_counts_are_exact_across_processes(settings: Any, tmp_path, rates) -> No
     assert sum(results.get(timeout=5) for _ in processes) == 100
 
 
-def test_an_unreachable_cache_lets_requests_through(client: Client, settings: Any) -> None:
-    # Redis down: the service keeps issuing tokens (and logs why) rather than failing them all.
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        }
-    }
+def test_an_unreachable_cache_lets_requests_through_and_is_asked_again_later(
+    client: Client, settings: Any, caplog, monkeypatch
+) -> None:
+    """Redis down: tokens are still issued, rather than every request failing; and the cache is
+    left alone for a few seconds after it failed, so that a Redis that hangs costs each worker
+    one timeout (its event loop's) per period, with one error line and one count."""
+    use_unreachable_redis(settings)
+    for _ in range(3):
+        assert post_auth(client).status_code == 200
+    failures = [r for r in caplog.records if r.getMessage().startswith("Rate limits not applied")]
+    assert len(failures) == 1
+    assert failures[0].levelname == "ERROR"
+    assert "Traceback" not in caplog.text
+    # Once the period is over, the cache is asked again.
+    monkeypatch.setattr(SlidingWindowThrottle, "cache_unusable_until", time.monotonic() - 1)
     assert post_auth(client).status_code == 200
+    failures = [r for r in caplog.records if r.getMessage().startswith("Rate limits not applied")]
+    assert len(failures) == 2
+
+
+def test_a_cache_that_fails_as_a_refusal_is_taken_back_lets_it_through(
+    client: Client, rates
+) -> None:
+    """The count was made and the estimate says no, but taking the count back fails: served, as
+    for any failure of the cache, never a 500."""
+    rates(auth="1/minute")
+    assert post_auth(client).status_code == 200
+    with mock.patch.object(cache, "decr", side_effect=ConnectionError("Redis went away")):
+        assert post_auth(client).status_code == 200
+
+
+def test_retry_after_ignores_refusals_not_yet_taken_back(client: Client, rates, clock) -> None:
+    """Concurrent refusals are each counted, then taken back: one refused between the two must
+    still be told the wait for the limit's requests alone."""
+    rates(auth="3/minute")
+    clock.now += 30
+    for _ in range(3):
+        assert post_auth(client).status_code == 200
+    with mock.patch.object(cache, "decr"):  # seven refusals of others, not yet taken back
+        for _ in range(7):
+            assert_429(post_auth(client))
+    # In the next window the previous one's 3 must weigh under 2: 20 s into it, 50 s from now.
+    assert assert_429(post_auth(client)) == 50

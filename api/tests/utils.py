@@ -28,3 +28,14 @@ def use_jwt_settings(settings: Any, **changes: Any) -> None:
     """Change SIMPLE_JWT for one test (pytest-django's `settings`), and build the backend anew."""
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, **changes}
     token_backend.cache_clear()
+
+
+def use_unreachable_redis(settings: Any) -> None:
+    """The rate limits' cache: a Redis that refuses every connection."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }

@@ -3,6 +3,8 @@ default, no server to run), and by every instance that names one Redis server.""
 
 from __future__ import annotations
 
+import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -100,6 +102,33 @@ def test_sum_is_limited_per_subject_across_instances(two_instances) -> None:
     assert [a.status_code for a in answers] == [200] * 4
     assert_429(post_sum(second, b"[1]", tokens["carol"]), 4)
     assert post_sum(second, b"[1]", tokens["dave"]).status_code == 200
+
+
+def test_a_redis_that_hangs_holds_up_no_worker_for_long() -> None:
+    """A Redis that stops answering (SIGSTOP) costs each worker one short timeout, in which its
+    event loop waits; then the limits are left off for a few seconds, so that the other
+    requests on the same workers keep being answered, and the log has a line, not one per
+    request."""
+    with RedisServer() as redis:
+        env = {"SUMSERVICE_CACHE_URL": redis.url}
+        with LiveServer(workers=2, env=env) as server, ThreadPoolExecutor(8) as pool:
+            assert post_auth(server).status_code == 200  # counted in Redis
+            redis.process.send_signal(signal.SIGSTOP)
+            try:
+                tokens = [pool.submit(post_auth, server) for _ in range(40)]
+                waits = []
+                for _ in range(10):
+                    started = time.monotonic()
+                    assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+                    waits.append(time.monotonic() - started)
+                statuses = [future.result().status_code for future in tokens]
+            finally:
+                redis.process.send_signal(signal.SIGCONT)
+            log = server.log()
+    assert statuses == [200] * 40
+    assert max(waits) < 1, waits
+    assert 1 <= log.count("Rate limits not applied") <= 4
+    assert "Traceback" not in log
 
 
 def test_a_bad_rate_stops_the_start_with_a_message() -> None:
