@@ -60,6 +60,12 @@ THROTTLED = Counter(
     ["scope"],
 )
 
+REFUSALS = Counter(
+    "sumservice_http_refusals",
+    "Requests the server refused before Django saw them (a malformed head, a header or body"
+    " timeout, a full worker), by status.",
+    ["status"],
+)
 RATE_LIMIT_CACHE_ERRORS = Counter(
     "sumservice_rate_limit_cache_errors",
     "Times the rate limits' cache failed (Redis down or too slow); each lets requests through"
@@ -77,6 +83,11 @@ def count_token_issued() -> None:
 def count_rate_limited(scope: str) -> None:
     if settings.SUMSERVICE["METRICS"]:
         THROTTLED.labels(scope=scope).inc()
+
+
+def count_refusal(status: int) -> None:
+    if settings.SUMSERVICE["METRICS"]:
+        REFUSALS.labels(status=str(status)).inc()
 
 
 def count_rate_limit_cache_error() -> None:

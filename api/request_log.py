@@ -8,6 +8,7 @@ no body: nothing a token or a password could hide in.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -65,6 +66,24 @@ def log_line(
         f' "bytes": {size}, "duration_ms": {duration_ms!r}, "client": {json_string(client)},'
         f' "pid": {pid}}}'
     )
+
+
+def log_refusal(status: int, size: int, client: str) -> None:
+    """The line of a request the server refused before Django saw it (sumservice/worker.py):
+    no method or path (its head may not have been read, or read at all), the peer as client."""
+    if logger.isEnabledFor(logging.INFO):
+        fields = {
+            "time": utc_timestamp(time.time_ns()),
+            "request_id": f"{random.getrandbits(128):032x}",
+            "method": None,
+            "path": None,
+            "status": status,
+            "bytes": size,
+            "duration_ms": None,
+            "client": client,
+            "pid": os.getpid(),
+        }
+        logger.info(json.dumps(fields))
 
 
 def body_size(request: HttpRequest, response: HttpResponse) -> int:

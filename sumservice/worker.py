@@ -482,6 +482,18 @@ class SumProtocol(ASGIProtocol):
             "",
         ]
         self._safe_write("\r\n".join(head).encode("latin-1") + body)
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        _record_refusal(status, len(body), peer[0] if isinstance(peer, tuple) else "")
+
+
+def _record_refusal(status: int, size: int, client: str) -> None:
+    """Count and log a refusal made before Django, as Django's answers are. Imported here, in
+    a worker serving: the master imports this module before it makes the metrics folder,
+    which prometheus_client must know of before it is first imported."""
+    from api import metrics, request_log
+
+    metrics.count_refusal(status)
+    request_log.log_refusal(status, size, client)
 
 
 class ConnectionCounts:

@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.clients import exchange
 from tests.liveserver import LiveServer
 from tests.utils import post_sum
 
@@ -102,6 +103,31 @@ def test_metrics_count_every_workers_requests_and_logs_name_each(tmp_path: Path)
         assert len(made) == 1 and any((made[0] / "metrics").glob("*.db"))
     # gunicorn's exit hook removed the instance's metrics and cache folder.
     assert not list(tmp_path.glob("sumservice-*"))
+
+
+def test_refusals_before_django_are_counted_and_logged() -> None:
+    """gunicorn's own refusals (a malformed head, no Host, headers too large) and the worker's
+    (a head that does not arrive in time) are counted by status, with a line each."""
+    env = {"GUNICORN_HEADER_TIMEOUT": "1"}
+    with LiveServer(env=env, workers=1) as server:
+        before = metric_samples(server)
+        assert exchange(server, b"GARBAGE\r\n\r\n")[0] == 400
+        assert exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n")[0] == 400
+        huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+        assert exchange(server, huge)[0] == 431
+        assert exchange(server, b"GET /healthz HTTP/1.1\r\n")[0] == 408  # and then nothing
+        after = metric_samples(server)
+        lines = [line for line in request_lines(server) if line["method"] is None]
+
+    def refused(status: str) -> float:
+        key = ("sumservice_http_refusals_total", (("status", status),))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert (refused("400"), refused("431"), refused("408")) == (2, 1, 1)
+    assert sorted(line["status"] for line in lines) == [400, 400, 408, 431]
+    for line in lines:
+        assert line["path"] is None and line["client"] == "127.0.0.1"
+        assert line["bytes"] > 0 and len(line["request_id"]) == 32
 
 
 def test_metrics_can_be_turned_off() -> None:
