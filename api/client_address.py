@@ -27,14 +27,33 @@ def _trusted(entries: tuple[str, ...]) -> tuple[bool, tuple[Network, ...]]:
 
 
 def _plain(address: str) -> str:
-    """An IPv4 address written as IPv6 (`::ffff:192.0.2.1`, as a dual-stack socket names an IPv4
-    peer) as IPv4; any other text as it is."""
+    """An address in one spelling: IPv6 compressed and in lower case, an IPv4 address written
+    as IPv6 (`::ffff:192.0.2.1`, as a dual-stack socket names an IPv4 peer) as IPv4, without
+    the port or brackets some proxies write around it (`192.0.2.1:4711`, `[2001:db8::1]:443`);
+    any other text as it is."""
+    text = address
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return address
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
+
+
+def address_block(address: str) -> str:
+    """The addresses one client holds, as a rate limit counts them: an IPv6 address's /64 (a
+    host is given a whole /64 and may use any address in it), an IPv4 address alone."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return str(mapped) if mapped is not None else address
+    if ip.version == 6:
+        return str(ipaddress.ip_network((ip, 64), strict=False))
+    return address
 
 
 def _is_trusted(address: str, trust_all: bool, networks: tuple[Network, ...]) -> bool:

@@ -22,7 +22,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from api import metrics
-from api.client_address import client_address
+from api.client_address import address_block, client_address
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +97,14 @@ class SlidingWindowThrottle(SimpleRateThrottle):
 
 
 class AuthRateThrottle(SlidingWindowThrottle):
-    """Token requests per client address (through trusted proxies): slows password guessing."""
+    """Token requests per client address (through trusted proxies), an IPv6 client's per /64:
+    slows password guessing."""
 
     scope = "auth"
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
+        ident = address_block(client_address(request))
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class SumRateThrottle(SlidingWindowThrottle):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 
-from api.client_address import client_address
+from api.client_address import address_block, client_address
 
 
 def address(peer: str, forwarded: str | None = None) -> str:
@@ -49,3 +49,32 @@ def test_any_peer_is_trusted_with_a_star(settings: Any) -> None:
     settings.SUMSERVICE = {**settings.SUMSERVICE, "TRUSTED_PROXIES": ["*"]}
     assert address("192.0.2.1", "198.51.100.1") == "198.51.100.1"
     assert address("", "198.51.100.1") == "198.51.100.1"  # a unix socket's peer has no address
+
+
+@pytest.mark.parametrize(
+    ("hop", "client"),
+    [
+        ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("198.51.100.9:4711", "198.51.100.9"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_a_forwarded_address_is_read_in_one_spelling(hop: str, client: str) -> None:
+    """Some proxies write the client's port, or brackets, beside its address: a client is one
+    client (one budget, one spelling in the log) however its address was written."""
+    assert address("127.0.0.1", hop) == client
+
+
+@pytest.mark.parametrize(
+    ("client", "block"),
+    [
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+        ("198.51.100.9", "198.51.100.9"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_ipv6_client_holds_its_whole_64(client: str, block: str) -> None:
+    assert address_block(client) == block

@@ -84,6 +84,15 @@ def test_the_address_behind_a_trusted_proxy_is_the_client(client: Client, rates)
     assert post_auth(client, HTTP_X_FORWARDED_FOR="198.51.100.8", **proxy).status_code == 200
 
 
+def test_an_ipv6_client_has_one_budget_for_its_64(client: Client, rates) -> None:
+    """A host is given a whole /64 and may pick any address in it for each request."""
+    rates(auth="2/minute")
+    for host in ("2001:db8:1:2::1", "2001:db8:1:2::2"):
+        assert post_auth(client, REMOTE_ADDR=host).status_code == 200
+    assert_429(post_auth(client, REMOTE_ADDR="2001:db8:1:2:ffff::3"))
+    assert post_auth(client, REMOTE_ADDR="2001:db8:1:3::1").status_code == 200
+
+
 def test_an_untrusted_peer_cannot_pick_its_address(client: Client, rates) -> None:
     rates(auth="2/minute")
     for n in range(2):
