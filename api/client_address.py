@@ -44,6 +44,7 @@ def _plain(address: str) -> str:
     return str(mapped or ip)
 
 
+@lru_cache(maxsize=256)
 def address_block(address: str) -> str:
     """The addresses one client holds, as a rate limit counts them: an IPv6 address's /64 (a
     host is given a whole /64 and may use any address in it), an IPv4 address alone."""
