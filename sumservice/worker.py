@@ -35,6 +35,7 @@ The timeouts are class attributes that gunicorn.conf.py sets from the environmen
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import errno
@@ -126,6 +127,13 @@ class PatientBodyReceiver(BodyReceiver):
     def all_received(self) -> bool:
         """Whether the body's last byte has come (some of it perhaps not taken yet)."""
         return self._complete
+
+    def _pop_chunk(self) -> dict:
+        # A body sent in tiny chunks (2 bytes each, in 7 on the wire) leaves thousands waiting
+        # after each read: given all at once, not a message (and a loop turn) each.
+        if len(self._chunks) > JOIN_WAITING_CHUNKS:
+            self._chunks = collections.deque([b"".join(self._chunks)])
+        return super()._pop_chunk()
 
     async def _wait_for_data(self) -> None:
         if self._chunks or self._complete or self._disconnected:
@@ -226,12 +234,33 @@ class SumProtocol(ASGIProtocol):
 
     def _feed_callback_parser(self, data) -> bool:
         try:
-            return super()._feed_callback_parser(data)
+            return self._feed_in_pieces(data)
         except ValueError:
             # gunicorn's Python parser reads Content-Length with int(), which refuses over
             # 4,300 digits (CPython's limit) with an error gunicorn leaves unanswered.
             self._refuse(400, "Invalid Content-Length.")
             return False
+
+    def _feed_in_pieces(self, data) -> bool:
+        """Feed the parser a chunked body (or a head, which may start one) FEED_PIECE_BYTES
+        at a time: gunicorn_h1c moves what it holds to the front of its buffer after every
+        chunk, so a read of tiny chunks fed whole costs the square of its size, all of it in
+        the event loop (186 ms for 256 KiB of 2-byte chunks, 5.6 ms in 4 KiB pieces). A body
+        of known length is fed whole, as it comes."""
+        start = 0
+        parser = self._callback_parser
+        while (
+            len(data) - start > FEED_PIECE_BYTES
+            and parser is not None
+            and parser.content_length is None
+        ):
+            if not super()._feed_callback_parser(data[start : start + FEED_PIECE_BYTES]):
+                return False
+            start += FEED_PIECE_BYTES
+            parser = self._callback_parser
+        if start == 0:
+            return super()._feed_callback_parser(data)
+        return parser is not None and super()._feed_callback_parser(data[start:])
 
     def _http1_buffered(self) -> int:
         """What the connection holds that the application has not taken: as good as full
@@ -604,6 +633,11 @@ def _alive(pid: int) -> bool:
 
 
 COUNTS = ConnectionCounts()
+
+# How much of a read the HTTP parser is fed at a time, in a chunked body (SumProtocol), and
+# how many of its chunks may wait before the application is given them joined.
+FEED_PIECE_BYTES = 4096
+JOIN_WAITING_CHUNKS = 8
 
 # glibc's malloc, left to itself, maps each 256 KiB piece of a large body read off the socket
 # afresh and trims the heap back after each request: a page fault per page, ~1 ms of a 1 MiB

@@ -818,6 +818,39 @@ def test_clients_that_never_close_cost_the_others_nothing(server: LiveServer) ->
     assert server.worker_pids() == workers
 
 
+def test_a_body_in_tiny_chunks_holds_up_no_one() -> None:
+    """A chunked body of 2-byte chunks (3 MB of them in 21 MB on the wire) is summed right,
+    while /sum answers other clients of its only worker within a second: the parser is fed
+    a chunked body a piece at a time (its cost was the square of each read's size, and other
+    requests waited 4.6 s) and the chunks waiting are handed over together."""
+    chunks = 3_000_000
+    with LiveServer(workers=1) as server:
+        access_token = token(server)
+        head = (
+            b"POST /sum HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {access_token}\r\n".encode()
+            + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        body = b"1\r\n[\r\n" + b"2\r\n1,\r\n" * chunks + b"2\r\n1]\r\n0\r\n\r\n"
+        answers: list[tuple[int, dict, bytes]] = []
+
+        def upload() -> None:
+            with connect(server, timeout=60) as sock:
+                sock.sendall(head + body)
+                answers.append(read_response(sock))
+
+        uploader = threading.Thread(target=upload)
+        uploader.start()
+        probe = Probe(server, access_token)
+        while uploader.is_alive():
+            probe.run(seconds=0.1)
+        uploader.join()
+    ((status, _, answer),) = answers
+    assert (status, json.loads(answer)["sum"]) == (200, str(chunks + 1))
+    assert probe.latencies and not probe.failures, probe.failures[:5]
+    assert max(probe.latencies) < 1, sorted(probe.latencies)[-5:]
+
+
 def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_timeout() -> None:
     """20 clients each POST a 1 MiB document; SIGTERM comes while they are being served (or
     wait in the listen queue): every one gets its right answer, and the master exits in time."""
