@@ -8,7 +8,11 @@ response and parser callbacks, the worker's serve and shutdown steps):
   `{"detail": ...}` body, as every other error does;
 - a header timeout (a connection that has not sent a whole request head in time gets 408) and
   a body timeout (likewise for the body), beside gunicorn's keep-alive timeout; a pause within a
-  body is waited for up to the body timeout (`PatientBodyReceiver`);
+  body is waited for up to the body timeout (`PatientBodyReceiver`); and a send timeout (a
+  client that reads none of its answer for that long is dropped);
+- a chunked body fed to the parser a piece at a time, and its chunks handed over together: a
+  body of tiny chunks costs the parser, and the loop, time in proportion to its size;
+- refusals counted and logged as Django's answers are;
 - for the application, a way to refuse a request whose body is still coming (the scope's
   `REFUSE_EXTENSION`: sumservice.asgi's large bodies that come too slowly), and to know how
   much of it has come that it has not taken (`UNREAD_EXTENSION`);
@@ -35,7 +39,6 @@ The timeouts are class attributes that gunicorn.conf.py sets from the environmen
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import ctypes
 import errno
@@ -130,9 +133,17 @@ class PatientBodyReceiver(BodyReceiver):
 
     def _pop_chunk(self) -> dict:
         # A body sent in tiny chunks (2 bytes each, in 7 on the wire) leaves thousands waiting
-        # after each read: given all at once, not a message (and a loop turn) each.
-        if len(self._chunks) > JOIN_WAITING_CHUNKS:
-            self._chunks = collections.deque([b"".join(self._chunks)])
+        # after each read: small ones are given together, up to JOIN_CHUNK_BYTES, not a
+        # message (and a loop turn) each. Large ones go as they came, one at a time, as the
+        # application takes memory for a large body as it arrives.
+        chunks = self._chunks
+        if len(chunks) > 1 and len(chunks[0]) + len(chunks[1]) <= JOIN_CHUNK_BYTES:
+            joined = [chunks.popleft()]
+            size = len(joined[0])
+            while chunks and size + len(chunks[0]) <= JOIN_CHUNK_BYTES:
+                size += len(chunks[0])
+                joined.append(chunks.popleft())
+            chunks.appendleft(b"".join(joined))
         return super()._pop_chunk()
 
     async def _wait_for_data(self) -> None:
@@ -151,6 +162,7 @@ class SumProtocol(ASGIProtocol):
     def __init__(self, worker: SumWorker) -> None:
         super().__init__(worker)
         self._deadline: asyncio.TimerHandle | None = None
+        self._send_deadline: asyncio.TimerHandle | None = None  # while the client reads nothing
         self._moving = False  # closed after this response, for its client to reconnect
         self._received_any = False  # whether the client has sent a byte yet
         self._move_decided_on = 0  # the request (req_count) that decision was made on
@@ -275,6 +287,7 @@ class SumProtocol(ASGIProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._clear_deadline()
+        self._cancel_send_deadline()
         super().connection_lost(exc)
         self.worker.protocols.discard(self)
         self.worker.publish_count()
@@ -475,6 +488,31 @@ class SumProtocol(ASGIProtocol):
         self._cancel_keepalive_timer()
         self._keepalive_handle = self.worker.loop.call_later(seconds, self._keepalive_timeout)
 
+    def pause_writing(self) -> None:
+        """The send buffer is full: the client reads none of what it is sent. Past the send
+        timeout it is dropped (it would read no answer): pipelining and never reading, it
+        would hold its connection, and the answers waiting for it, for good."""
+        super().pause_writing()
+        timeout = self.worker.send_timeout
+        if timeout > 0 and self._send_deadline is None:
+            self._send_deadline = self.worker.loop.call_later(
+                timeout, self._unread_too_long, timeout
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_send_deadline()
+
+    def _cancel_send_deadline(self) -> None:
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
+
+    def _unread_too_long(self, seconds: float) -> None:
+        self._send_deadline = None
+        self.worker.log.info("Dropped a client that read none of its answer for %g s.", seconds)
+        self.transport.abort()
+
     def _set_deadline(self, seconds: float, what: str) -> None:
         self._clear_deadline()
         if seconds > 0:
@@ -635,9 +673,9 @@ def _alive(pid: int) -> bool:
 COUNTS = ConnectionCounts()
 
 # How much of a read the HTTP parser is fed at a time, in a chunked body (SumProtocol), and
-# how many of its chunks may wait before the application is given them joined.
+# up to how much of a body's small chunks the application is given joined.
 FEED_PIECE_BYTES = 4096
-JOIN_WAITING_CHUNKS = 8
+JOIN_CHUNK_BYTES = 64 * 1024
 
 # glibc's malloc, left to itself, maps each 256 KiB piece of a large body read off the socket
 # afresh and trims the heap back after each request: a page fault per page, ~1 ms of a 1 MiB
@@ -710,6 +748,7 @@ class SumWorker(ASGIWorker):
     # Seconds; 0 turns one off. gunicorn.conf.py sets them from the environment.
     header_timeout: float = 10.0
     body_timeout: float = 60.0
+    send_timeout: float = 60.0
     _accepting = False
     _deferred = False
     # Listening sockets not watched until a connection being set up ends (_accept_one).

@@ -85,6 +85,7 @@ GUNICORN_KNOBS = [
     "GUNICORN_KEEPALIVE",
     "GUNICORN_HEADER_TIMEOUT",
     "GUNICORN_BODY_TIMEOUT",
+    "GUNICORN_SEND_TIMEOUT",
     "GUNICORN_TIMEOUT",
     "GUNICORN_GRACEFUL_TIMEOUT",
     "GUNICORN_MAX_REQUESTS",
@@ -109,7 +110,7 @@ def test_gunicorn_knobs_set_to_nothing_get_their_defaults(monkeypatch) -> None:
     assert {key: emptied[key] for key in keys} == {key: defaults[key] for key in keys}
     assert emptied["bind"] == "127.0.0.1:8000"  # never every interface
     worker = emptied["SumWorker"]
-    assert (worker.header_timeout, worker.body_timeout) == (10, 60)
+    assert (worker.header_timeout, worker.body_timeout, worker.send_timeout) == (10, 60, 60)
 
 
 @pytest.mark.parametrize(
