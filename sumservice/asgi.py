@@ -139,8 +139,14 @@ class BufferedWSGIApplication:
         declared = _declared_length(scope)
         if declared is not None and declared <= self.inline_body_bytes:
             claim.inline_length = declared
-        if declared is not None and declared > _DRAIN_FACTOR * self.max_body_bytes:
-            # Not worth reading: the connection is closed after the 413.
+        if (
+            declared is not None
+            and declared > self.max_body_bytes
+            and (declared > _DRAIN_FACTOR * self.max_body_bytes or _expects_continue(scope))
+        ):
+            # Not worth reading; or not sent yet, the client waiting for a 100 (Continue) that
+            # a request sure to be refused is not given (RFC 9110 section 10.1.1). The 413
+            # says the connection closes.
             return bytearray(), declared
         # A body over the limit is counted, not kept (a chunked one, from where it passes it).
         keep = declared is None or declared <= self.max_body_bytes
@@ -505,6 +511,12 @@ class LargeBodyBudget:
                 self.give_back(claim)
             else:  # a window of at least the grace, judged: the next one starts
                 claim.since, claim.arrived_before, claim.waited = now, received, 0.0
+
+
+def _expects_continue(scope: dict) -> bool:
+    return any(
+        name == b"expect" and value.lower() == b"100-continue" for name, value in scope["headers"]
+    )
 
 
 def _declared_length(scope: dict) -> int | None:

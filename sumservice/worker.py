@@ -302,6 +302,11 @@ class SumProtocol(ASGIProtocol):
             # More came behind this request than the parser keeps (over TLS, a read can hold
             # more than PIPELINED_BYTES): the rest is lost, so this answer says it is the last.
             return True
+        receiver = self._body_receiver
+        if isinstance(receiver, PatientBodyReceiver) and not receiver.all_received:
+            # Answered before its body came (a 413 for a body too large to read, or not sent
+            # yet, waiting for a 100): the connection cannot carry another request.
+            return True
         if super()._will_close(request, response_requires_close):
             # Past the request's own reasons, gunicorn closes when the worker stops or recycles.
             # A request already received behind this one is answered, within the stop's

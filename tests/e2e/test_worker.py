@@ -175,6 +175,37 @@ def test_a_transfer_coding_before_chunked_is_501(served: str, request, codings: 
 
 
 @BOTH_PARSERS
+@pytest.mark.parametrize(
+    ("length", "expect"),
+    [(10 * MIB + 1, True), (11_000_000, True), (50_000_000, False), (50_000_000, True)],
+    ids=["just-over-expecting-100", "over-expecting-100", "far-over", "far-over-expecting-100"],
+)
+def test_a_body_too_large_to_read_is_refused_before_it_is_sent_and_the_close_said(
+    served: str, request, length: int, expect: bool
+) -> None:
+    """RFC 9110 section 10.1.1: a client waiting for a 100 (Continue) before it sends a body
+    that is sure to be refused gets the 413 instead, not a 100 inviting the whole upload. A
+    413 answered without reading the body says the connection closes, as it does."""
+    server = request.getfixturevalue(served)
+    head = (
+        b"POST /sum HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {token(server)}\r\nContent-Length: {length}\r\n".encode()
+        + (b"Expect: 100-continue\r\n" if expect else b"")
+        + b"\r\n"
+    )
+    with connect(server) as sock:
+        sock.sendall(head)  # and no byte of the body
+        stream = sock.makefile("rb")
+        status, headers, body = read_response(stream)
+        assert stream.read() == b""  # closed by the server
+    assert (status, headers["connection"]) == (413, "close")
+    assert (
+        json.loads(body)["detail"]
+        == f"The request body is {length} bytes; the limit is {10 * MIB} bytes."
+    )
+
+
+@BOTH_PARSERS
 def test_an_http_1_1_request_without_a_host_is_400(served: str, request) -> None:
     server = request.getfixturevalue(served)
     status, _, body = exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n")
