@@ -32,7 +32,8 @@ keepalive = env_int("GUNICORN_KEEPALIVE", 5)
 # body once its head is in; past them it gets a JSON 408 and is closed. 0 turns one off.
 SumWorker.header_timeout = env_seconds("GUNICORN_HEADER_TIMEOUT", 10)
 SumWorker.body_timeout = env_seconds("GUNICORN_BODY_TIMEOUT", 60)
-# Seconds a client may leave what it is sent unread (the send buffer full); then it is dropped.
+# Seconds in which a client whose answer fills the send buffer must read 16 KiB of it; else it
+# is dropped.
 SumWorker.send_timeout = env_seconds("GUNICORN_SEND_TIMEOUT", 60)
 
 # A worker whose event loop is stuck past this is restarted. A large body is summed in a thread,

@@ -58,6 +58,9 @@ _SLOW_BODY_CHECK_SECONDS = 0.5
 # A body over the limit is still read (and dropped) up to this many times the limit, so that the
 # client, still sending, gets the 413 rather than a reset; as BodySizeLimitMiddleware does.
 _DRAIN_FACTOR = 4
+# How long a request that asked for a 100 (Continue) is watched for its body's first bytes
+# before it is taken to be waiting for the 100.
+CONTINUE_WAIT_SECONDS = 0.25
 
 
 class BufferedWSGIApplication:
@@ -142,7 +145,10 @@ class BufferedWSGIApplication:
         if (
             declared is not None
             and declared > self.max_body_bytes
-            and (declared > _DRAIN_FACTOR * self.max_body_bytes or _expects_continue(scope))
+            and (
+                declared > _DRAIN_FACTOR * self.max_body_bytes
+                or await _waits_for_continue(scope, claim)
+            )
         ):
             # Not worth reading; or not sent yet, the client waiting for a 100 (Continue) that
             # a request sure to be refused is not given (RFC 9110 section 10.1.1). The 413
@@ -513,10 +519,19 @@ class LargeBodyBudget:
                 claim.since, claim.arrived_before, claim.waited = now, received, 0.0
 
 
-def _expects_continue(scope: dict) -> bool:
-    return any(
+async def _waits_for_continue(scope: dict, claim: BodyClaim) -> bool:
+    """Whether the client asked for a 100 (Continue) and waits for it: none of its body has
+    come, nor comes within CONTINUE_WAIT_SECONDS. A client may send its body without waiting,
+    and one refused and closed on mid-body sees a reset, not the 413. An HTTP/1.0 request's
+    Expect is ignored (RFC 9110 section 10.1.1)."""
+    expects = any(
         name == b"expect" and value.lower() == b"100-continue" for name, value in scope["headers"]
     )
+    if not expects or scope.get("http_version") == "1.0" or claim.unread is None:
+        return False
+    if claim.unread()[0] == 0:
+        await asyncio.sleep(CONTINUE_WAIT_SECONDS)
+    return claim.unread()[0] == 0
 
 
 def _declared_length(scope: dict) -> int | None:

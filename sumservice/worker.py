@@ -162,7 +162,8 @@ class SumProtocol(ASGIProtocol):
     def __init__(self, worker: SumWorker) -> None:
         super().__init__(worker)
         self._deadline: asyncio.TimerHandle | None = None
-        self._send_deadline: asyncio.TimerHandle | None = None  # while the client reads nothing
+        self._send_deadline: asyncio.TimerHandle | None = None  # while the send buffer is full
+        self._send_left = 0  # what the send buffer held when that deadline was set
         self._moving = False  # closed after this response, for its client to reconnect
         self._received_any = False  # whether the client has sent a byte yet
         self._move_decided_on = 0  # the request (req_count) that decision was made on
@@ -494,15 +495,19 @@ class SumProtocol(ASGIProtocol):
         self._keepalive_handle = self.worker.loop.call_later(seconds, self._keepalive_timeout)
 
     def pause_writing(self) -> None:
-        """The send buffer is full: the client reads none of what it is sent. Past the send
-        timeout it is dropped (it would read no answer): pipelining and never reading, it
-        would hold its connection, and the answers waiting for it, for good."""
+        """The send buffer is full: the client reads slowly, or not at all. One that reads
+        none of it for the send timeout is dropped (it would read no answer): pipelining and
+        never reading, it would hold its connection, and the answers waiting for it, for good.
+        A large answer is written in one piece, so the buffer may stay full for as long as a
+        slow client reads it: what it read since is what counts."""
         super().pause_writing()
         timeout = self.worker.send_timeout
         if timeout > 0 and self._send_deadline is None:
-            self._send_deadline = self.worker.loop.call_later(
-                timeout, self._unread_too_long, timeout
-            )
+            self._watch_send_buffer(timeout)
+
+    def _watch_send_buffer(self, timeout: float) -> None:
+        self._send_left = self.transport.get_write_buffer_size()
+        self._send_deadline = self.worker.loop.call_later(timeout, self._unread_too_long, timeout)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -515,7 +520,14 @@ class SumProtocol(ASGIProtocol):
 
     def _unread_too_long(self, seconds: float) -> None:
         self._send_deadline = None
-        self.worker.log.info("Dropped a client that read none of its answer for %g s.", seconds)
+        if self.transport.get_write_buffer_size() <= self._send_left - SEND_PROGRESS_BYTES:
+            self._watch_send_buffer(seconds)  # it reads: slowly, but it does
+            return
+        self.worker.log.info(
+            "Dropped a client that read under %d bytes of its answer in %g s.",
+            SEND_PROGRESS_BYTES,
+            seconds,
+        )
         self.transport.abort()
 
     def _set_deadline(self, seconds: float, what: str) -> None:
@@ -554,8 +566,9 @@ class SumProtocol(ASGIProtocol):
             "",
         ]
         self._safe_write("\r\n".join(head).encode("latin-1") + body)
-        peer = self.transport.get_extra_info("peername") if self.transport else None
-        _record_refusal(status, len(body), peer[0] if isinstance(peer, tuple) else "")
+        if self._received_any:  # not a connection opened and left unused (a preconnect)
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            _record_refusal(status, len(body), peer[0] if isinstance(peer, tuple) else "")
 
 
 def _record_refusal(status: int, size: int, client: str) -> None:
@@ -681,6 +694,9 @@ COUNTS = ConnectionCounts()
 # up to how much of a body's small chunks the application is given joined.
 FEED_PIECE_BYTES = 4096
 JOIN_CHUNK_BYTES = 64 * 1024
+# What a client must read of its answer per GUNICORN_SEND_TIMEOUT not to be dropped: asyncio's
+# low-water mark, so that the deadline is cancelled at least once by then.
+SEND_PROGRESS_BYTES = 16 * 1024
 
 # glibc's malloc, left to itself, maps each 256 KiB piece of a large body read off the socket
 # afresh and trims the heap back after each request: a page fault per page, ~1 ms of a 1 MiB

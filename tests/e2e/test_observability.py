@@ -107,7 +107,8 @@ def test_metrics_count_every_workers_requests_and_logs_name_each(tmp_path: Path)
 
 def test_refusals_before_django_are_counted_and_logged() -> None:
     """gunicorn's own refusals (a malformed head, no Host, headers too large) and the worker's
-    (a head that does not arrive in time) are counted by status, with a line each."""
+    (a head that does not arrive in time) are counted by status, with a line each; not a
+    connection opened and never used, as browsers open them ahead of need."""
     env = {"GUNICORN_HEADER_TIMEOUT": "1"}
     with LiveServer(env=env, workers=1) as server:
         before = metric_samples(server)
@@ -116,6 +117,7 @@ def test_refusals_before_django_are_counted_and_logged() -> None:
         huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
         assert exchange(server, huge)[0] == 431
         assert exchange(server, b"GET /healthz HTTP/1.1\r\n")[0] == 408  # and then nothing
+        assert exchange(server, b"")[0] == 408  # a connection left unused (a preconnect): not one
         after = metric_samples(server)
         lines = [line for line in request_lines(server) if line["method"] is None]
 

@@ -206,6 +206,28 @@ def test_a_body_too_large_to_read_is_refused_before_it_is_sent_and_the_close_sai
 
 
 @BOTH_PARSERS
+def test_a_client_that_sends_its_body_without_waiting_for_100_gets_the_413(
+    served: str, request
+) -> None:
+    """Expect: 100-continue, and the body sent at once anyway (as http.client and requests do):
+    the body is read and dropped, and the client, which reads only once it has sent it all,
+    gets the 413 rather than a reset."""
+    server = request.getfixturevalue(served)
+    body = b" " * (10 * MIB + 1)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    headers = {
+        "Authorization": f"Bearer {token(server)}",
+        "Content-Type": "application/json",
+        "Expect": "100-continue",
+    }
+    connection.request("POST", "/sum", body=body, headers=headers)
+    response = connection.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read())["detail"].startswith("The request body is 10485761 bytes")
+    connection.close()
+
+
+@BOTH_PARSERS
 def test_an_http_1_1_request_without_a_host_is_400(served: str, request) -> None:
     server = request.getfixturevalue(served)
     status, _, body = exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n")
@@ -869,7 +891,60 @@ def test_a_client_that_never_reads_its_answers_is_dropped_at_the_send_timeout() 
             received = read_until_closed(sock)
         log = server.log()
     assert received.count(b"HTTP/1.1 200 OK") < requests_sent
-    assert "Dropped a client that read none of its answer for 1 s." in log
+    assert "Dropped a client that read under 16384 bytes of its answer in 1 s." in log
+
+
+def test_a_client_that_reads_slowly_is_not_dropped(tmp_path) -> None:
+    """A large answer is written in one piece, so a slow client reading it steadily keeps the
+    send buffer full for as long as it reads: what counts is that it reads. The server's
+    kernel send buffer is made small, as a slow WAN path's is (loopback's takes the whole
+    file at once)."""
+    config = tmp_path / "small_send_buffer.conf.py"
+    config.write_text(
+        "import runpy, socket\n"
+        f"globals().update(runpy.run_path({str(ROOT / 'gunicorn.conf.py')!r}))\n"
+        "take = SumWorker._take\n"
+        "def _take(self, connection):\n"
+        "    connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)\n"
+        "    return take(self, connection)\n"
+        "SumWorker._take = _take\n"
+    )
+    command = [sys.executable, "-m", "gunicorn", "--config", str(config)]
+    bundle = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    env = {"GUNICORN_SEND_TIMEOUT": "1"}
+    with LiveServer(workers=1, env=env, command=command) as server:
+        size = len(requests.get(server.url + bundle, timeout=10).content)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.connect(("127.0.0.1", server.port))
+        with sock:
+            sock.sendall(f"GET {bundle} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            stream = sock.makefile("rb")
+            status, _, body = read_response(SlowReader(stream, 16384, 0.05))
+        log = server.log()
+    assert (status, len(body)) == (200, size)  # ~5 s at 16 KiB per 50 ms, past 1 s
+    assert "Dropped a client" not in log
+
+
+class SlowReader:
+    """A file read at most `size` bytes at a time, `pause` seconds apart."""
+
+    def __init__(self, stream, size: int, pause: float) -> None:
+        self.stream, self.size, self.pause = stream, size, pause
+
+    def readline(self) -> bytes:
+        return self.stream.readline()
+
+    def read(self, wanted: int) -> bytes:
+        parts = []
+        while wanted > 0:
+            part = self.stream.read(min(wanted, self.size))
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+            time.sleep(self.pause)
+        return b"".join(parts)
 
 
 def read_until_closed(sock: socket.socket) -> bytes:
