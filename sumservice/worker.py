@@ -566,7 +566,7 @@ class SumProtocol(ASGIProtocol):
             "",
         ]
         self._safe_write("\r\n".join(head).encode("latin-1") + body)
-        if self._received_any:  # not a connection opened and left unused (a preconnect)
+        if self._received_any or status != 408:  # not the 408 of a connection left unused
             peer = self.transport.get_extra_info("peername") if self.transport else None
             _record_refusal(status, len(body), peer[0] if isinstance(peer, tuple) else "")
 

@@ -8,13 +8,14 @@ password ever reaches the log; the metrics folder gunicorn makes is gone after i
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.clients import exchange
+from tests.e2e.clients import connect, exchange
 from tests.liveserver import LiveServer
 from tests.utils import post_sum
 
@@ -109,7 +110,7 @@ def test_refusals_before_django_are_counted_and_logged() -> None:
     """gunicorn's own refusals (a malformed head, no Host, headers too large) and the worker's
     (a head that does not arrive in time) are counted by status, with a line each; not a
     connection opened and never used, as browsers open them ahead of need."""
-    env = {"GUNICORN_HEADER_TIMEOUT": "1"}
+    env = {"GUNICORN_HEADER_TIMEOUT": "1", "GUNICORN_WORKER_CONNECTIONS": "2"}
     with LiveServer(env=env, workers=1) as server:
         before = metric_samples(server)
         assert exchange(server, b"GARBAGE\r\n\r\n")[0] == 400
@@ -118,6 +119,10 @@ def test_refusals_before_django_are_counted_and_logged() -> None:
         assert exchange(server, huge)[0] == 431
         assert exchange(server, b"GET /healthz HTTP/1.1\r\n")[0] == 408  # and then nothing
         assert exchange(server, b"")[0] == 408  # a connection left unused (a preconnect): not one
+        with connect(server), connect(server):  # the worker's two connections, held
+            time.sleep(0.2)
+            assert exchange(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 503
+        time.sleep(0.2)
         after = metric_samples(server)
         lines = [line for line in request_lines(server) if line["method"] is None]
 
@@ -125,8 +130,8 @@ def test_refusals_before_django_are_counted_and_logged() -> None:
         key = ("sumservice_http_refusals_total", (("status", status),))
         return after.get(key, 0) - before.get(key, 0)
 
-    assert (refused("400"), refused("431"), refused("408")) == (2, 1, 1)
-    assert sorted(line["status"] for line in lines) == [400, 400, 408, 431]
+    assert (refused("400"), refused("431"), refused("408"), refused("503")) == (2, 1, 1, 1)
+    assert sorted(line["status"] for line in lines) == [400, 400, 408, 431, 503]
     for line in lines:
         assert line["path"] is None and line["client"] == "127.0.0.1"
         assert line["bytes"] > 0 and len(line["request_id"]) == 32
