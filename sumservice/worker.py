@@ -163,7 +163,7 @@ class SumProtocol(ASGIProtocol):
         super().__init__(worker)
         self._deadline: asyncio.TimerHandle | None = None
         self._send_deadline: asyncio.TimerHandle | None = None  # while the send buffer is full
-        self._send_left = 0  # what the send buffer held when that deadline was set
+        self._sent_mark = 0  # _delivered() when that deadline was set
         self._moving = False  # closed after this response, for its client to reconnect
         self._received_any = False  # whether the client has sent a byte yet
         self._move_decided_on = 0  # the request (req_count) that decision was made on
@@ -506,8 +506,21 @@ class SumProtocol(ASGIProtocol):
             self._watch_send_buffer(timeout)
 
     def _watch_send_buffer(self, timeout: float) -> None:
-        self._send_left = self.transport.get_write_buffer_size()
+        self._sent_mark = self._delivered()
         self._send_deadline = self.worker.loop.call_later(timeout, self._unread_too_long, timeout)
+
+    def _delivered(self) -> int:
+        """A count that grows as the client reads: the bytes its TCP acknowledged (Linux's
+        TCP_INFO, tcpi_bytes_acked), which also sees through TLS, whose write buffer does not
+        shrink as the socket's drains; elsewhere, less what waits in the write buffer."""
+        sock = self.transport.get_extra_info("socket")
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+        except (OSError, AttributeError):
+            info = b""
+        if len(info) >= _TCP_INFO_BYTES:
+            return int.from_bytes(info[_BYTES_ACKED], sys.byteorder)
+        return -self.transport.get_write_buffer_size()
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -520,7 +533,7 @@ class SumProtocol(ASGIProtocol):
 
     def _unread_too_long(self, seconds: float) -> None:
         self._send_deadline = None
-        if self.transport.get_write_buffer_size() <= self._send_left - SEND_PROGRESS_BYTES:
+        if self._delivered() >= self._sent_mark + SEND_PROGRESS_BYTES:
             self._watch_send_buffer(seconds)  # it reads: slowly, but it does
             return
         self.worker.log.info(
@@ -697,6 +710,9 @@ JOIN_CHUNK_BYTES = 64 * 1024
 # What a client must read of its answer per GUNICORN_SEND_TIMEOUT not to be dropped: asyncio's
 # low-water mark, so that the deadline is cancelled at least once by then.
 SEND_PROGRESS_BYTES = 16 * 1024
+# Linux's struct tcp_info, up to tcpi_bytes_acked (a u64 at offset 120, since Linux 4.1).
+_TCP_INFO_BYTES = 128
+_BYTES_ACKED = slice(120, 128)
 
 # glibc's malloc, left to itself, maps each 256 KiB piece of a large body read off the socket
 # afresh and trims the heap back after each request: a page fault per page, ~1 ms of a 1 MiB

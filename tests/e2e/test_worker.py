@@ -894,11 +894,13 @@ def test_a_client_that_never_reads_its_answers_is_dropped_at_the_send_timeout() 
     assert "Dropped a client that read under 16384 bytes of its answer in 1 s." in log
 
 
-def test_a_client_that_reads_slowly_is_not_dropped(tmp_path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_a_client_that_reads_slowly_is_not_dropped(tmp_path, monkeypatch, tls: bool) -> None:
     """A large answer is written in one piece, so a slow client reading it steadily keeps the
-    send buffer full for as long as it reads: what counts is that it reads. The server's
-    kernel send buffer is made small, as a slow WAN path's is (loopback's takes the whole
-    file at once)."""
+    send buffer full for as long as it reads: what counts is that it reads (over TLS too,
+    whose write buffer does not shrink as the socket's drains). The server's kernel send
+    buffer is made small, as a slow WAN path's is (loopback's takes the whole file at once);
+    two answers are asked for at once, as a second one fills the TLS layer's buffer."""
     config = tmp_path / "small_send_buffer.conf.py"
     config.write_text(
         "import runpy, socket\n"
@@ -912,17 +914,25 @@ def test_a_client_that_reads_slowly_is_not_dropped(tmp_path) -> None:
     command = [sys.executable, "-m", "gunicorn", "--config", str(config)]
     bundle = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
     env = {"GUNICORN_SEND_TIMEOUT": "1"}
-    with LiveServer(workers=1, env=env, command=command) as server:
-        size = len(requests.get(server.url + bundle, timeout=10).content)
-        sock = socket.socket()
+    files = make_tls_files(tmp_path) if tls else None
+    if files:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(files[0]))  # LiveServer's own requests
+    with LiveServer(workers=1, env=env, command=command, tls=files) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        sock.connect(("127.0.0.1", server.port))
+        if files:
+            context = ssl.create_default_context(cafile=str(files[0]))
+            context.check_hostname = False
+            sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
         with sock:
-            sock.sendall(f"GET {bundle} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-            stream = sock.makefile("rb")
-            status, _, body = read_response(SlowReader(stream, 16384, 0.05))
+            sock.sendall(f"GET {bundle} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() * 2)
+            stream = SlowReader(sock.makefile("rb"), 16384, 0.05)
+            answers = [read_response(stream) for _ in range(2)]
         log = server.log()
-    assert (status, len(body)) == (200, size)  # ~5 s at 16 KiB per 50 ms, past 1 s
+    # ~10 s at 16 KiB per 50 ms, each answer whole
+    for status, headers, body in answers:
+        assert status == 200
+        assert len(body) == int(headers["content-length"]) > 1_000_000
     assert "Dropped a client" not in log
 
 
