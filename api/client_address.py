@@ -16,6 +16,8 @@ from django.conf import settings
 from django.http import HttpRequest
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# RFC 6052's well-known prefix: IPv4 addresses, in its last 32 bits, as IPv6 ones.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 @lru_cache(maxsize=8)
@@ -28,7 +30,8 @@ def _trusted(entries: tuple[str, ...]) -> tuple[bool, tuple[Network, ...]]:
 
 def _plain(address: str) -> str:
     """An address in one spelling: IPv6 compressed and in lower case, an IPv4 address written
-    as IPv6 (`::ffff:192.0.2.1`, as a dual-stack socket names an IPv4 peer) as IPv4, without
+    as IPv6 (`::ffff:192.0.2.1`, as a dual-stack socket names an IPv4 peer; `64:ff9b::c000:201`,
+    as a NAT64 gateway names one) as IPv4, without
     the port or brackets some proxies write around it (`192.0.2.1:4711`, `[2001:db8::1]:443`);
     any other text as it is."""
     text = address
@@ -40,6 +43,8 @@ def _plain(address: str) -> str:
         ip = ipaddress.ip_address(text)
     except ValueError:
         return address
+    if ip in _NAT64:  # an IPv4 client through a NAT64 gateway (RFC 6052): that client
+        return str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     mapped = getattr(ip, "ipv4_mapped", None)
     return str(mapped or ip)
 

@@ -58,6 +58,7 @@ def test_any_peer_is_trusted_with_a_star(settings: Any) -> None:
         ("[2001:db8::1]", "2001:db8::1"),
         ("[2001:db8::1]:443", "2001:db8::1"),
         ("198.51.100.9:4711", "198.51.100.9"),
+        ("64:ff9b::c633:6407", "198.51.100.7"),  # through a NAT64 gateway (RFC 6052)
         ("not an address", "not an address"),
     ],
 )
