@@ -563,6 +563,13 @@ class SumProtocol(ASGIProtocol):
         if self._request_ready is not None:
             self._request_ready.set()  # the connection's task sees it closed and ends
 
+    def _send_response_start(self, status, headers, request, close=False) -> None:
+        # An HTTP/1.0 client keeps its connection only when told it stays open (RFC 9112
+        # appendix C.2.2); gunicorn says only when it closes.
+        if not close and request.version == (1, 0):
+            headers = [*headers, (b"connection", b"keep-alive")]
+        super()._send_response_start(status, headers, request, close=close)
+
     def _send_error_response(self, status: int, message: str, extra_headers=()) -> None:
         """gunicorn's refusals with the service's JSON error body instead of plain text."""
         if self._closed:

@@ -228,6 +228,23 @@ def test_a_client_that_sends_its_body_without_waiting_for_100_gets_the_413(
 
 
 @BOTH_PARSERS
+def test_an_http_1_0_client_asking_to_keep_its_connection_is_told_it_stays_open(
+    served: str, request
+) -> None:
+    server = request.getfixturevalue(served)
+    ask = b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+    with connect(server) as sock:
+        stream = sock.makefile("rb")
+        for _ in range(2):  # and it does
+            sock.sendall(ask)
+            status, headers, _ = read_response(stream)
+            assert (status, headers["connection"]) == (200, "keep-alive")
+        sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        status, headers, _ = read_response(stream)
+        assert (status, headers["connection"]) == (200, "close")
+
+
+@BOTH_PARSERS
 def test_an_http_1_1_request_without_a_host_is_400(served: str, request) -> None:
     server = request.getfixturevalue(served)
     status, _, body = exchange(server, b"GET /healthz HTTP/1.1\r\n\r\n")
@@ -968,9 +985,10 @@ def read_until_closed(sock: socket.socket) -> bytes:
 
 def test_a_body_in_tiny_chunks_holds_up_no_one() -> None:
     """A chunked body of 2-byte chunks (3 MB of them in 21 MB on the wire) is summed right,
-    while /sum answers other clients of its only worker within a second: the parser is fed
-    a chunked body a piece at a time (its cost was the square of each read's size, and other
-    requests waited 4.6 s) and the chunks waiting are handed over together."""
+    while /sum answers other clients of its only worker meanwhile: the parser is fed a
+    chunked body a piece at a time (its cost was the square of each read's size, and other
+    requests waited 3.5 to 4.6 s) and the chunks waiting are handed over together (0.3 to
+    0.5 s at most here on an idle machine; up to 1 s beside the rest of the suite)."""
     chunks = 3_000_000
     with LiveServer(workers=1) as server:
         access_token = token(server)
@@ -996,7 +1014,7 @@ def test_a_body_in_tiny_chunks_holds_up_no_one() -> None:
     ((status, _, answer),) = answers
     assert (status, json.loads(answer)["sum"]) == (200, str(chunks + 1))
     assert probe.latencies and not probe.failures, probe.failures[:5]
-    assert max(probe.latencies) < 1, sorted(probe.latencies)[-5:]
+    assert max(probe.latencies) < 2, sorted(probe.latencies)[-5:]
 
 
 def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_timeout() -> None:
