@@ -66,7 +66,7 @@ def on_starting(server):
     a key that must be created is created here, a misconfigured one stops the start with a clear
     message, and a new worker (at start, after a recycle or a crash) serves within milliseconds
     of its fork instead of loading Django again (~0.5 s of CPU)."""
-    _make_shared_folders()
+    server.shared_folder_lock = _make_shared_folders()
     try:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
         import django
@@ -99,6 +99,8 @@ _SHARED = "SUMSERVICE_SHARED_FOLDER"
 
 
 def _make_shared_folders():
+    """Make this master's shared folder, and return the open lock file that marks it in use
+    for as long as the master (or any of its workers) lives."""
     import tempfile
 
     # A shared folder named in the environment this master was started with is another's (a
@@ -107,8 +109,11 @@ def _make_shared_folders():
     folders = {"PROMETHEUS_MULTIPROC_DIR": "metrics", "SUMSERVICE_CACHE_DIR": "cache"}
     # Set to nothing counts as unset, as everywhere (sumservice/environment.py).
     given = {variable: env_str(variable, "") for variable in folders}
+    lock = None
     if not all(given.values()):
+        _remove_abandoned_shared_folders(tempfile.gettempdir())
         os.environ[_SHARED] = tempfile.mkdtemp(prefix="sumservice-")
+        lock = _lock_shared_folder(os.environ[_SHARED])
     for variable, name in folders.items():
         os.environ[variable] = given[variable] or os.path.join(os.environ[_SHARED], name)
         if not given[variable]:
@@ -119,6 +124,36 @@ def _make_shared_folders():
     for name in os.listdir(metrics):
         if name.endswith(".db"):
             os.unlink(os.path.join(metrics, name))
+    return lock
+
+
+# In a shared folder, locked (flock) by its master's open file for as long as it or a worker
+# of it lives: a folder whose lock is free was left by a master that died without its exit hook
+# (SIGKILL, the OOM killer), and a Kubernetes memory-backed /tmp would keep each such folder
+# for the pod's life. A lock works where pids do not: across containers sharing the folder.
+_LOCK_NAME = "master.lock"
+
+
+def _lock_shared_folder(folder):
+    import fcntl
+
+    lock = open(os.path.join(folder, _LOCK_NAME), "w")  # noqa: SIM115 (kept open: it holds the lock)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return lock
+
+
+def _remove_abandoned_shared_folders(temporary):
+    import fcntl
+    import glob
+    import shutil
+
+    for folder in glob.glob(os.path.join(temporary, "sumservice-*")):
+        try:
+            with open(os.path.join(folder, _LOCK_NAME)) as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # no lock file (not such a folder, or just made), or one held: in use
+            continue
 
 
 def child_exit(server, worker):

@@ -7,6 +7,7 @@ password ever reaches the log; the metrics folder gunicorn makes is gone after i
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -104,6 +105,28 @@ def test_metrics_count_every_workers_requests_and_logs_name_each(tmp_path: Path)
         assert len(made) == 1 and any((made[0] / "metrics").glob("*.db"))
     # gunicorn's exit hook removed the instance's metrics and cache folder.
     assert not list(tmp_path.glob("sumservice-*"))
+
+
+def test_shared_folders_left_by_a_killed_master_are_removed_at_start(tmp_path: Path) -> None:
+    """A master killed without its exit hook (SIGKILL, the OOM killer) leaves its shared
+    folder; in a Kubernetes memory-backed /tmp each would stay for the pod's life. One whose
+    lock no process holds is removed at the next start; one in use, or not such a folder, is
+    not."""
+    abandoned, in_use, other = (
+        tmp_path / name for name in ("sumservice-a", "sumservice-b", "sumservice-image-c")
+    )
+    for folder in (abandoned, in_use, other):
+        (folder / "metrics").mkdir(parents=True)
+    (abandoned / "master.lock").touch()
+    with open(in_use / "master.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a living master holds it
+        with LiveServer(env={"TMPDIR": str(tmp_path)}, workers=1) as server:
+            assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+            left = {path.name for path in tmp_path.glob("sumservice-*")}
+            assert {"sumservice-b", "sumservice-image-c"} < left and "sumservice-a" not in left
+            (own,) = left - {"sumservice-b", "sumservice-image-c"}
+        assert not (tmp_path / own).exists()  # its own, at exit
+        assert in_use.exists() and other.exists()
 
 
 def test_refusals_before_django_are_counted_and_logged() -> None:
