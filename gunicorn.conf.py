@@ -137,8 +137,12 @@ _LOCK_NAME = "master.lock"
 def _lock_shared_folder(folder):
     import fcntl
 
-    lock = open(os.path.join(folder, _LOCK_NAME), "w")  # noqa: SIM115 (kept open: it holds the lock)
+    # Locked before it has its name: another master starting at the same moment must not find
+    # it unlocked and take the new folder for an abandoned one.
+    unnamed = os.path.join(folder, f".{_LOCK_NAME}")
+    lock = open(unnamed, "w")  # noqa: SIM115 (kept open: it holds the lock)
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.rename(unnamed, os.path.join(folder, _LOCK_NAME))
     return lock
 
 
