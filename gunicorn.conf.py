@@ -150,14 +150,25 @@ def _remove_abandoned_shared_folders(temporary):
     import fcntl
     import glob
     import shutil
+    import stat
 
     for folder in glob.glob(os.path.join(temporary, "sumservice-*")):
         try:
-            with open(os.path.join(folder, _LOCK_NAME)) as lock:
+            # Not waiting on, nor following, what another user may have put there (a FIFO
+            # would block the open, a link point elsewhere).
+            lock = os.open(
+                os.path.join(folder, _LOCK_NAME), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW
+            )
+        except OSError:  # no lock file: not such a folder, or one just being made
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(lock).st_mode):
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 shutil.rmtree(folder, ignore_errors=True)
-        except OSError:  # no lock file (not such a folder, or just made), or one held: in use
-            continue
+        except OSError:  # its lock held: in use
+            pass
+        finally:
+            os.close(lock)
 
 
 def child_exit(server, worker):

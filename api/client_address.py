@@ -25,7 +25,14 @@ def _trusted(entries: tuple[str, ...]) -> tuple[bool, tuple[Network, ...]]:
     """(any peer is trusted, the trusted networks), from SUMSERVICE["TRUSTED_PROXIES"]."""
     if "*" in entries:
         return True, ()
-    return False, tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+    networks = [ipaddress.ip_network(entry, strict=False) for entry in entries]
+    # A proxy named by its NAT64 address is also the IPv4 address its peers are read as.
+    networks += [
+        ipaddress.ip_network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
+        for network in networks
+        if network.version == 6 and network.subnet_of(_NAT64)
+    ]
+    return False, tuple(networks)
 
 
 def _plain(address: str) -> str:
@@ -43,8 +50,9 @@ def _plain(address: str) -> str:
         ip = ipaddress.ip_address(text)
     except ValueError:
         return address
-    if ip in _NAT64:  # an IPv4 client through a NAT64 gateway (RFC 6052): that client
-        return str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    embedded = _nat64_embedded(ip)
+    if embedded is not None:  # an IPv4 client through a NAT64 gateway (RFC 6052): that client
+        return str(embedded)
     mapped = getattr(ip, "ipv4_mapped", None)
     return str(mapped or ip)
 
@@ -60,6 +68,16 @@ def address_block(address: str) -> str:
     if ip.version == 6:
         return str(ipaddress.ip_network((ip, 64), strict=False))
     return address
+
+
+def _nat64_embedded(ip: ipaddress.IPv4Address | ipaddress.IPv6Address):
+    """The IPv4 address a NAT64 address stands for, or None. RFC 6052 section 3.1: the
+    well-known prefix carries global IPv4 addresses only (not loopback's, a private network's,
+    which would then pass for a proxy trusted by that name)."""
+    if ip.version != 6 or ip not in _NAT64:
+        return None
+    embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return embedded if embedded.is_global else None
 
 
 def _is_trusted(address: str, trust_all: bool, networks: tuple[Network, ...]) -> bool:

@@ -566,7 +566,11 @@ class SumProtocol(ASGIProtocol):
     def _send_response_start(self, status, headers, request, close=False) -> None:
         # An HTTP/1.0 client keeps its connection only when told it stays open (RFC 9112
         # appendix C.2.2); gunicorn says only when it closes.
-        if not close and request.version == (1, 0):
+        if (
+            not close
+            and request.version == (1, 0)
+            and all(name.lower() != b"connection" for name, _ in headers)
+        ):
             headers = [*headers, (b"connection", b"keep-alive")]
         super()._send_response_start(status, headers, request, close=close)
 

@@ -58,7 +58,8 @@ def test_any_peer_is_trusted_with_a_star(settings: Any) -> None:
         ("[2001:db8::1]", "2001:db8::1"),
         ("[2001:db8::1]:443", "2001:db8::1"),
         ("198.51.100.9:4711", "198.51.100.9"),
-        ("64:ff9b::c633:6407", "198.51.100.7"),  # through a NAT64 gateway (RFC 6052)
+        ("64:ff9b::808:808", "8.8.8.8"),  # through a NAT64 gateway (RFC 6052)
+        ("64:ff9b::7f00:1", "64:ff9b::7f00:1"),  # not a global address: not so mapped
         ("not an address", "not an address"),
     ],
 )
@@ -79,3 +80,9 @@ def test_a_forwarded_address_is_read_in_one_spelling(hop: str, client: str) -> N
 )
 def test_an_ipv6_client_holds_its_whole_64(client: str, block: str) -> None:
     assert address_block(client) == block
+
+
+def test_a_proxy_trusted_by_its_nat64_address_stays_trusted(settings: Any) -> None:
+    """Its peer is read as the IPv4 address it stands for: trusted by either name."""
+    settings.SUMSERVICE = {**settings.SUMSERVICE, "TRUSTED_PROXIES": ["64:ff9b::808:808"]}
+    assert address("64:ff9b::808:808", "203.0.113.5") == "203.0.113.5"

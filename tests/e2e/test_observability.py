@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -115,6 +116,9 @@ def test_shared_folders_left_by_a_killed_master_are_removed_at_start(tmp_path: P
     abandoned, in_use, other = (
         tmp_path / name for name in ("sumservice-a", "sumservice-b", "sumservice-image-c")
     )
+    fifo = tmp_path / "sumservice-d"  # another user's trap: opening it would wait forever
+    fifo.mkdir()
+    os.mkfifo(fifo / "master.lock")
     for folder in (abandoned, in_use, other):
         (folder / "metrics").mkdir(parents=True)
     (abandoned / "master.lock").touch()
@@ -123,8 +127,9 @@ def test_shared_folders_left_by_a_killed_master_are_removed_at_start(tmp_path: P
         with LiveServer(env={"TMPDIR": str(tmp_path)}, workers=1) as server:
             assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
             left = {path.name for path in tmp_path.glob("sumservice-*")}
-            assert {"sumservice-b", "sumservice-image-c"} < left and "sumservice-a" not in left
-            (own,) = left - {"sumservice-b", "sumservice-image-c"}
+            kept = {"sumservice-b", "sumservice-image-c", "sumservice-d"}
+            assert kept < left and "sumservice-a" not in left
+            (own,) = left - kept
         assert not (tmp_path / own).exists()  # its own, at exit
         assert in_use.exists() and other.exists()
 
