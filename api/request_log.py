@@ -29,9 +29,13 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 def request_id(request: HttpRequest) -> str:
     sent = request.META.get("HTTP_X_REQUEST_ID", "")
+    return sent if _REQUEST_ID.fullmatch(sent) else new_request_id()
+
+
+def new_request_id() -> str:
     # A label to find a request by, not a secret: 128 random bits (the random module reseeds
     # in each forked worker), without uuid4's system call per request.
-    return sent if _REQUEST_ID.fullmatch(sent) else f"{random.getrandbits(128):032x}"
+    return f"{random.getrandbits(128):032x}"
 
 
 @lru_cache(maxsize=1)
@@ -74,7 +78,7 @@ def log_refusal(status: int, size: int, client: str) -> None:
     if logger.isEnabledFor(logging.INFO):
         fields = {
             "time": utc_timestamp(time.time_ns()),
-            "request_id": f"{random.getrandbits(128):032x}",
+            "request_id": new_request_id(),
             "method": None,
             "path": None,
             "status": status,
