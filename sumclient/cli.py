@@ -22,26 +22,33 @@ URL_ENV = "SUMCLIENT_URL"
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-class _NoPasswordError(Exception):
-    """No password in the environment, and none could be asked for."""
+class _CommandError(Exception):
+    """Something the command needs is missing: a password, standard input or output."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     try:
-        # The document is read first, so that a missing file is reported before the prompt.
-        document = _read(args.file)
-        password = _password(args.username)
-        with SumClient(args.url) as client:
+        client = SumClient(args.url)
+    except ValueError as exc:
+        parser.error(f"--url: {exc}")
+    with client:
+        try:
+            if sys.stdout is None:  # closed by whoever started it: print() would drop the hash
+                raise _CommandError("standard output is closed: there is nowhere to print the hash")
+            # The document is read first, so that a missing file is reported before the prompt.
+            document = _read(args.file)
+            password = _password(args.username)
             client.authenticate(args.username, password)
             print(client.sum_json(document))
-    except (SumClientError, OSError, _NoPasswordError) as exc:
-        print(f"sumclient: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C at the prompt: no traceback
-        print(file=sys.stderr)
-        return 130
+        except (SumClientError, OSError, _CommandError) as exc:
+            print(f"sumclient: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:  # Ctrl-C at the prompt: no traceback
+            print(file=sys.stderr)
+            return 130
     return 0
 
 
@@ -68,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _read(path: str) -> bytes:
     if path == "-":
+        if sys.stdin is None:
+            raise _CommandError("standard input is closed: give the document as a FILE instead")
         return sys.stdin.buffer.read()
     with open(path, "rb") as file:
         return file.read()
@@ -83,7 +92,10 @@ def _password(username: str) -> str:
         warnings.simplefilter("error", getpass.GetPassWarning)
         try:
             return getpass.getpass(f"Password for {username}: ")
-        except (getpass.GetPassWarning, EOFError) as exc:
-            raise _NoPasswordError(
+        except getpass.GetPassWarning as exc:
+            raise _CommandError(
                 f"no password: set {PASSWORD_ENV}, or run on a terminal to be asked for it"
             ) from exc
+        except EOFError as exc:  # Ctrl-D at the prompt
+            print(file=sys.stderr)
+            raise _CommandError("no password given") from exc

@@ -7,6 +7,7 @@ import re
 import threading
 from types import TracebackType
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -65,10 +66,12 @@ class SumClient:
         and carry a path prefix such as ``https://example.org/sum-service``.
     :param token: an access token obtained earlier, to use without calling :meth:`authenticate`.
     :param timeout: seconds to wait for the connection and for each read, or a
-        ``(connect, read)`` pair, as in ``requests``.
+        ``(connect, read)`` pair, as in ``requests``; None waits without a limit.
     :param session: a ``requests.Session`` to send through (for proxies, certificates, adapters).
         The client closes the session it creates, never one it is given.
-    :raises ValueError: for a timeout that is not a positive number, None or a pair of them.
+    :raises ValueError: for a base URL that is not an http or https URL with a host (or has a
+        query or fragment), or a timeout that is not a positive number, None or a pair of them.
+    :raises TypeError: for a base URL or a token that is not a str.
     """
 
     def __init__(
@@ -76,9 +79,12 @@ class SumClient:
         base_url: str,
         *,
         token: str | None = None,
-        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: float | tuple[float | None, float | None] | None = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
     ) -> None:
+        _check_base_url(base_url)
+        if token is not None and not isinstance(token, str):
+            raise TypeError(f"token must be a str or None, not {type(token).__name__}")
         # urllib3 checks the values only once a request is made: a mistake shows here instead.
         pair = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         if len(pair) != 2:
@@ -105,6 +111,8 @@ class SumClient:
         self._owns_session = session is None
         # Kept so that a token which expires between two sums can be renewed without the caller.
         self._credentials: tuple[str, str] | None = None
+        # One renewal at a time: threads sharing the client whose token expired wait for it.
+        self._renewing = threading.Lock()
 
     def authenticate(self, username: str, password: str) -> str:
         """Get an access token for these credentials; return it and keep it for later sums.
@@ -173,21 +181,25 @@ class SumClient:
         self.close()
 
     def _sum_body(self, body: bytes) -> str:
-        if self.token is None:
+        token = self.token
+        if token is None:
             raise AuthenticationError("not authenticated: call authenticate() before sum()")
-        if not _BEARER_TOKEN.fullmatch(self.token):
+        if not isinstance(token, str) or not _BEARER_TOKEN.fullmatch(token):
             # Not echoed: the message may reach a log.
             raise AuthenticationError(
                 "the access token cannot be sent: a bearer token is letters, digits and"
                 " -._~+/ only, with = at its end (a newline or a space read with it?)"
             )
         try:
-            response = self._post("sum", body, token=self.token)
+            response = self._post("sum", body, token=token)
         except AuthenticationError:
             if self._credentials is None:
                 raise
-            # The token has most likely expired: get a new one and try once more.
-            self.authenticate(*self._credentials)
+            # The token has most likely expired: get a new one, unless another thread did while
+            # this one waited, and try once more.
+            with self._renewing:
+                if self.token == token:
+                    self.authenticate(*self._credentials)
             response = self._post("sum", body, token=self.token)
         answer = _json_answer(response)
         sha256 = answer.get("sha256") if isinstance(answer, dict) else None
@@ -245,11 +257,13 @@ class SumClient:
         try:
             _read_answer(response)
         except requests.exceptions.ContentDecodingError as exc:
-            raise UnexpectedResponseError(
-                f"the answer from {shown} ({response.status_code}) is not in its Content-Encoding"
+            # An error status says more than the encoding (a proxy's 502 page marked gzip).
+            status = response.status_code
+            error_class = _error_class(status) if status >= 400 else UnexpectedResponseError
+            raise error_class(
+                f"the answer from {shown} ({status}) is not in its Content-Encoding"
                 f" ({response.headers.get('Content-Encoding')}): {_innermost(exc)}",
-                status_code=response.status_code,
-                request=response.request,
+                response=response,
             ) from exc
         except requests.RequestException as exc:
             response.close()
@@ -274,13 +288,16 @@ def _read_answer(response: requests.Response) -> None:
     """Read a streamed answer, decoded, up to one byte past MAX_ANSWER_BYTES, into
     ``response.content``, and close it: a larger one is cut there rather than held whole."""
     content = bytearray()
-    with response:
-        for chunk in response.iter_content(64 * 1024):
-            content += chunk
-            if len(content) > MAX_ANSWER_BYTES:
-                break
-    # Where requests keeps what it has read (Response.content reads into it).
-    response._content = bytes(content[: MAX_ANSWER_BYTES + 1])
+    try:
+        with response:
+            for chunk in response.iter_content(64 * 1024):
+                content += chunk
+                if len(content) > MAX_ANSWER_BYTES:
+                    break
+    finally:
+        # Where requests keeps what it has read (Response.content reads into it); what came
+        # before a failure, for an answer that could not be decoded.
+        response._content = bytes(content[: MAX_ANSWER_BYTES + 1])
 
 
 def _error_class(status: int) -> type[SumClientError]:
@@ -307,13 +324,27 @@ def _error_for(response: requests.Response) -> SumClientError:
     what = f"{status} {response.reason} from {_shown(response.url)}"
     error_class = _error_class(status)
     if error_class not in _SUMMARIES:  # a redirect, or another status that is not an error
-        location = response.headers.get("Location")
-        moved = f", redirecting to {location}: use that address as base_url" if location else ""
-        return UnexpectedResponseError(f"unexpected answer ({what}){moved}", response=response)
+        return UnexpectedResponseError(
+            f"unexpected answer ({what}){_redirect_advice(response)}", response=response
+        )
     summary = f"{_SUMMARIES[error_class]} ({what})"
     detail = _server_message(response)
     message = summary if detail is None else f"{summary}: {detail}"
     return error_class(message, detail=detail, response=response)
+
+
+def _redirect_advice(response: requests.Response) -> str:
+    """Where a redirect points, and the base URL that would reach the endpoint there."""
+    location = response.headers.get("Location")
+    if not location:
+        return ""
+    target = urljoin(response.url, location)
+    endpoint = "/" + urlsplit(response.url).path.rstrip("/").rsplit("/", 1)[-1]
+    path = urlsplit(target).path
+    if path.endswith(endpoint) and not urlsplit(target).query:
+        base = target[: target.rindex(endpoint)]
+        return f", redirecting to {_shown(target)}: the service may be at base_url {_shown(base)}"
+    return f", redirecting to {_shown(target)}"
 
 
 def _server_message(response: requests.Response) -> str | None:
@@ -322,6 +353,13 @@ def _server_message(response: requests.Response) -> str | None:
         answer = json.loads(response.content)
     except (ValueError, RecursionError):  # e.g. an HTML page from a proxy: the status says enough
         return None
+    try:
+        return _message_in(answer)
+    except RecursionError:  # messages nested deeper than _text can go: none the client can show
+        return None
+
+
+def _message_in(answer: Any) -> str | None:
     if isinstance(answer, dict):
         if isinstance(answer.get("detail"), str):
             return answer["detail"]
@@ -349,6 +387,22 @@ def _json_answer(response: requests.Response) -> Any:
             f"the answer from {_shown(response.url)} is not JSON ({content_type}): {exc}",
             response=response,
         ) from exc
+
+
+def _check_base_url(base_url: str) -> None:
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
+    try:
+        parts = urlsplit(base_url.strip())
+    except ValueError:  # e.g. an unclosed IPv6 bracket: requests says more at the first request
+        return
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            "base_url must be an http:// or https:// URL with a host, such as"
+            f" http://127.0.0.1:8000, not {_shown(base_url)!r}"
+        )
+    if parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
+        raise ValueError(f"base_url must not carry a query or a fragment: {_shown(base_url)!r}")
 
 
 def _shown(url: str, text: str | None = None) -> str:

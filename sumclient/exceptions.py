@@ -66,4 +66,5 @@ class TransportError(SumClientError):
 
 class UnexpectedResponseError(TransportError):
     """The server answered, but not as the service does: a success that is not its JSON (a
-    proxy's page, an answer without the token or hash), or a redirect. ``response`` holds it."""
+    proxy's page, an answer without the token or hash, one that cannot be decoded), or a
+    redirect. ``response`` holds it."""

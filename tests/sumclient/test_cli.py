@@ -224,3 +224,65 @@ def test_usage_errors_exit_2(
     assert caught.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {complaint}")
     assert service.sent == []
+
+
+def test_a_url_the_client_cannot_use_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], service: FakeService, document_file: Path
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["--url", "localhost:8000", "--username", "alice", "sum", str(document_file)])
+
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "sumclient: error: --url: base_url must be an http:// or https:// URL with a host, such"
+        " as http://127.0.0.1:8000, not 'localhost:8000'"
+    )
+    assert service.sent == []
+
+
+def test_a_closed_standard_input_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], service: FakeService
+) -> None:
+    monkeypatch.setenv("SUMCLIENT_PASSWORD", "secret")
+    monkeypatch.setattr("sys.stdin", None)  # as Python sets it when started with stdin closed
+
+    assert cli.main(["--username", "alice", "sum", "-"]) == 1
+
+    assert capsys.readouterr().err == (
+        "sumclient: error: standard input is closed: give the document as a FILE instead\n"
+    )
+    assert service.sent == []
+
+
+def test_a_closed_standard_output_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    service: FakeService,
+    document_file: Path,
+) -> None:
+    monkeypatch.setenv("SUMCLIENT_PASSWORD", "secret")
+    monkeypatch.setattr("sys.stdout", None)  # as Python sets it when started with stdout closed
+
+    assert cli.main(["--username", "alice", "sum", str(document_file)]) == 1
+
+    assert capsys.readouterr().err == (
+        "sumclient: error: standard output is closed: there is nowhere to print the hash\n"
+    )
+    assert service.sent == []
+
+
+def test_ctrl_d_at_the_prompt_says_no_password_was_given(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    service: FakeService,
+    document_file: Path,
+) -> None:
+    def end_of_input(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(getpass, "getpass", end_of_input)
+
+    assert cli.main(["--username", "alice", "sum", str(document_file)]) == 1
+
+    assert capsys.readouterr() == ("", "\nsumclient: error: no password given\n")
+    assert service.sent == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import threading
 from decimal import Decimal
 from fractions import Fraction
 from http import HTTPStatus
@@ -24,7 +25,7 @@ from sumclient import (
     UnexpectedResponseError,
 )
 
-from .fakeservice import BASE_URL, FakeService
+from .fakeservice import BASE_URL, HASH_OF_10, FakeService
 
 HASH_OF_6 = "e7f6c011776e8db7cd330b54174fd76f7d0216b612387a5ffcfb81e6f0919683"  # SHA-256 of "6"
 
@@ -102,6 +103,59 @@ def test_an_expired_token_is_renewed_once_with_the_kept_credentials(
     assert service.sent[2].headers["Authorization"] == "Bearer token-2"
     assert service.sent[2].body == b"[1,2,3,4]"
     assert signed_in.token == "token-2"
+
+
+class ExpiringTokenService(requests.adapters.BaseAdapter):
+    """Issues token-1, token-2, ... and refuses token-1 once every sum that carries it has been
+    sent, so that each of the threads sending them finds its token expired."""
+
+    def __init__(self, senders: int) -> None:
+        super().__init__()
+        self.all_sent_with_token_1 = threading.Barrier(senders, timeout=10)
+        self.fake = FakeService()
+        self.lock = threading.Lock()
+        self.token_requests = 0
+
+    def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
+        if request.path_url == "/auth":
+            with self.lock:
+                self.token_requests += 1
+                self.fake.reply_token(f"token-{self.token_requests}")
+                return self.fake.send(request, **kwargs)
+        if request.headers["Authorization"] == "Bearer token-1":
+            self.all_sent_with_token_1.wait()
+            with self.lock:
+                self.fake.reply(401, {"detail": "Token is expired", "code": "token_not_valid"})
+                return self.fake.send(request, **kwargs)
+        with self.lock:
+            self.fake.reply_hash()
+            return self.fake.send(request, **kwargs)
+
+    def close(self) -> None:
+        pass
+
+
+def test_threads_sharing_a_client_renew_its_expired_token_once() -> None:
+    threads = 8
+    service = ExpiringTokenService(threads)
+    with requests.Session() as session:
+        session.mount("http://", service)
+        shared = SumClient(BASE_URL, session=session)
+        shared.authenticate("alice", "secret")
+        answers: list[str] = []
+
+        def sum_one() -> None:
+            answers.append(shared.sum([1, 2, 3, 4]))
+
+        workers = [threading.Thread(target=sum_one) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=20)
+
+    assert answers == [HASH_OF_10] * threads
+    assert service.token_requests == 2  # the first token, and one renewal
+    assert shared.token == "token-2"
 
 
 def test_a_401_after_renewing_the_token_raises(signed_in: SumClient, service: FakeService) -> None:
@@ -262,9 +316,40 @@ def test_a_redirect_is_not_followed(sum_client: SumClient, service: FakeService)
         sum_client.authenticate("alice", "secret")
 
     assert caught.value.status_code == 307
-    assert "redirecting to https://elsewhere.test/auth" in str(caught.value)
+    assert str(caught.value).endswith(
+        "redirecting to https://elsewhere.test/auth:"
+        " the service may be at base_url https://elsewhere.test"
+    )
     assert caught.value.response.headers["Location"] == "https://elsewhere.test/auth"
     assert service.paths() == ["/auth"]
+
+
+@pytest.mark.parametrize(
+    ("location", "advice"),
+    [
+        (
+            "/v2/sum",
+            "redirecting to http://sum.test/v2/sum: the service may be at base_url"
+            " http://sum.test/v2",
+        ),
+        (
+            "https://sum.test/sum",
+            "redirecting to https://sum.test/sum: the service may be at base_url https://sum.test",
+        ),
+        ("https://sum.test/login?next=/sum", "redirecting to https://sum.test/login?next=/sum"),
+    ],
+)
+def test_a_redirects_message_names_the_base_url_it_points_to(
+    signed_in: SumClient, service: FakeService, location: str, advice: str
+) -> None:
+    service.reply(308, raw=b"", Location=location)
+
+    with pytest.raises(UnexpectedResponseError) as caught:
+        signed_in.sum([1])
+
+    assert str(caught.value) == (
+        f"unexpected answer (308 Permanent Redirect from {BASE_URL}/sum), {advice}"
+    )
 
 
 def test_a_requests_exception_becomes_a_transport_error(
@@ -284,7 +369,6 @@ def test_a_requests_exception_becomes_a_transport_error(
 @pytest.mark.parametrize(
     ("base_url", "message"),
     [
-        ("localhost:8000", "No connection adapters were found for 'localhost:8000/auth'"),
         ("http://exa mple.test", "contains invalid character"),
         ("http://a..b", "Failed to parse: 'a..b'"),
         ("http://[::1", r"'\[::1' is not a valid host or port"),
@@ -293,6 +377,69 @@ def test_a_requests_exception_becomes_a_transport_error(
 def test_an_unusable_url_raises_transport_error(base_url: str, message: str) -> None:
     with SumClient(base_url) as sum_client, pytest.raises(TransportError, match=message):
         sum_client.authenticate("alice", "secret")
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("localhost:8000", "must be an http:// or https:// URL with a host, such as"),
+        ("127.0.0.1:8000", "must be an http:// or https:// URL with a host"),
+        ("ftp://sum.test", "must be an http:// or https:// URL with a host"),
+        ("http://", "must be an http:// or https:// URL with a host"),
+        ("http://sum.test/?x=1", "must not carry a query or a fragment"),
+        ("http://sum.test?", "must not carry a query or a fragment"),
+        ("http://sum.test#top", "must not carry a query or a fragment"),
+    ],
+)
+def test_a_base_url_that_cannot_reach_the_service_is_refused_at_construction(
+    base_url: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        SumClient(base_url)
+
+    assert repr(base_url) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "bob:hunter2@localhost:8000",  # no scheme
+        "httpx://bob:hünter2@localhost",
+        "httpx://bob:hunter2 @localhost",
+        "ftp://bob:hunter2@localhost",
+    ],
+)
+def test_a_refused_base_urls_password_is_not_shown(base_url: str) -> None:
+    with pytest.raises(ValueError, match="must be an http:// or https:// URL") as caught:
+        SumClient(base_url)
+
+    assert "nter2" not in str(caught.value) and "bob" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"base_url": None}, "base_url must be a str, not NoneType"),
+        ({"base_url": b"http://sum.test"}, "base_url must be a str, not bytes"),
+        ({"base_url": BASE_URL, "token": b"token-1"}, "token must be a str or None, not bytes"),
+        ({"base_url": BASE_URL, "token": 12345}, "token must be a str or None, not int"),
+    ],
+)
+def test_a_base_url_or_token_that_is_not_text_is_refused_at_construction(
+    arguments: dict, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        SumClient(**arguments)
+
+
+def test_a_token_set_later_that_is_not_text_is_refused_without_being_sent(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    signed_in.token = b"token-1"
+
+    with pytest.raises(AuthenticationError, match="cannot be sent"):
+        signed_in.sum([1])
+    assert service.sent == []
 
 
 def test_a_netrc_password_is_never_sent(
@@ -336,10 +483,7 @@ def test_a_password_in_the_base_url_is_neither_sent_nor_shown(
         "http://bob:hunter2@:8000",
         "http://bob:hunter2@",
         "http://bob:hunter2@host@localhost:8o00",
-        "bob:hunter2@localhost:8000",  # no scheme
         " http://bob:hunter2@localhost:99999",  # requests strips the space
-        "httpx://bob:hünter2@localhost",  # requests quotes the URL in its message
-        "httpx://bob:hunter2 @localhost",
     ],
 )
 def test_a_password_in_a_base_url_that_cannot_be_used_is_not_shown(base_url: str) -> None:
@@ -383,6 +527,24 @@ def test_an_answer_nested_deeper_than_the_recursion_limit_is_read_as_not_json(
     with pytest.raises(BadRequestError) as caught:
         signed_in.sum([1])
     assert caught.value.status_code == 400 and caught.value.detail is None
+
+
+def test_error_messages_nested_deeper_than_the_client_reads_them_give_no_detail(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    # Parsed by json.loads, but deeper than the messages are joined.
+    nested = b"[" * 900 + b'"deep"' + b"]" * 900
+    service.reply(400, raw=nested, **{"Content-Type": "application/json"})
+    service.reply(400, raw=b'{"username": ' + nested + b"}", **{"Content-Type": "application/json"})
+
+    for _ in range(2):
+        with pytest.raises(BadRequestError) as caught:
+            signed_in.sum([1])
+        assert (
+            str(caught.value)
+            == f"the server refused the request (400 Bad Request from {BASE_URL}/sum)"
+        )
+        assert caught.value.detail is None
 
 
 @pytest.mark.parametrize(
@@ -439,6 +601,17 @@ def test_the_default_timeout_is_sent_with_every_request(
     sum_client.sum([1])
 
     assert service.timeouts == [10.0, 10.0]
+
+
+@pytest.mark.parametrize("timeout", [None, (None, None), (5, None)])
+def test_no_timeout_is_passed_on_as_requests_takes_it(
+    session: requests.Session, service: FakeService, timeout: object
+) -> None:
+    service.reply_hash()
+
+    SumClient(BASE_URL, token="t", timeout=timeout, session=session).sum([1])
+
+    assert service.timeouts == [timeout]
 
 
 def test_a_connect_and_read_timeout_pair_is_passed_on(
@@ -564,3 +737,21 @@ def test_an_answer_not_in_its_content_encoding_is_unexpected(
         f"the answer from {BASE_URL}/sum (200) is not in its Content-Encoding (gzip): "
     )
     assert caught.value.status_code == 200
+    assert caught.value.response.headers["Content-Encoding"] == "gzip"
+
+
+def test_an_error_answer_not_in_its_content_encoding_raises_its_statuss_error(
+    signed_in: SumClient, service: FakeService
+) -> None:
+    # A proxy's page, marked gzip but not.
+    service.reply(502, raw=b"<html>Bad Gateway</html>", **{"Content-Encoding": "gzip"})
+
+    with pytest.raises(ServerError) as caught:
+        signed_in.sum([1])
+
+    assert str(caught.value).startswith(
+        f"the answer from {BASE_URL}/sum (502) is not in its Content-Encoding (gzip): "
+    )
+    assert caught.value.status_code == 502
+    assert caught.value.response.headers["Content-Encoding"] == "gzip"
+    assert caught.value.request.url == f"{BASE_URL}/sum"

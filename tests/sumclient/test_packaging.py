@@ -70,4 +70,12 @@ def test_pip_install_gives_the_client_without_django(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert description.startswith("# sumclient")
+    # MAX_ANSWER_BYTES bounds a compressed answer only where urllib3 limits each read's output.
+    requires = run(
+        python,
+        "-c",
+        "from importlib.metadata import requires; print(requires('sumclient'))",
+        cwd=tmp_path,
+    )
+    assert "'urllib3>=2.6'" in requires
     assert "SumClient(" in description
