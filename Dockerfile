@@ -53,8 +53,10 @@ WORKDIR /app
 COPY LICENSE manage.py gunicorn.conf.py ./
 COPY sumservice/ sumservice/
 COPY api/ api/
-# Compile once at build time; at run time nothing is written next to the code.
-RUN python -m compileall -q /app
+# Compile once at build time; at run time nothing is written next to the code. Readable by the
+# service's user whatever modes the build context had (COPY keeps them: a checkout made under
+# umask 027 would be unreadable).
+RUN python -m compileall -q /app && chmod -R a+rX /app
 
 # Bind every interface inside the container; the port is the one EXPOSEd below.
 # Signing keys: set SUMSERVICE_JWT_PRIVATE_KEY_FILE to a mounted secret, e.g.
@@ -72,9 +74,11 @@ USER 10001:10001
 EXPOSE 8000
 
 # GET /healthz must answer 200 within 3 s; 127.0.0.1 is among the default DJANGO_ALLOWED_HOSTS
-# (keep it in the list, or use "*", when setting your own).
+# (keep it in the list, or use "*", when setting your own). Over HTTPS when gunicorn serves TLS
+# itself (--certfile in GUNICORN_CMD_ARGS), its certificate unchecked: the check asks whether
+# this container answers, not who it is.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz', timeout=2)"]
+    CMD ["python", "-c", "import os, ssl, urllib.request; tls = '--certfile' in os.environ.get('GUNICORN_CMD_ARGS', ''); urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz', timeout=2, context=ssl._create_unverified_context() if tls else None)"]
 
 # gunicorn's master handles SIGTERM (docker stop, a rolling update) by letting requests in
 # flight finish within GUNICORN_GRACEFUL_TIMEOUT; every other setting is read from the

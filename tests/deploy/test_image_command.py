@@ -1,17 +1,19 @@
 """The image's command starts the service, and it answers: shown without a Docker engine.
 
-The test lays out the image's filesystem in a temporary folder from the Dockerfile itself:
-the builder stage's commands make /opt/venv from requirements.txt and requirements-compiled.txt
-(a clean virtualenv), the runtime stage's COPY instructions copy what the build context holds
-after .dockerignore into WORKDIR. Then it runs the runtime stage's ENTRYPOINT + CMD there, with
-the stage's ENV, as the image's USER when the tests run as root (else with the code made
-read-only), with the signing key mounted as a file the way deploy/make-keys.sh and a Secret
-provide it. Only the bind address is changed, to loopback, and the port, to a free one.
+The test lays out the image's filesystem in a temporary folder from the Dockerfile itself: the
+builder stage's commands make /opt/venv from requirements.txt and requirements-compiled.txt (a
+clean virtualenv), the runtime stage's COPY instructions copy what the build context holds after
+.dockerignore into WORKDIR, with the modes of a checkout made under umask 027 (no access for
+other users, which COPY keeps), and its chmod commands apply. Then it runs the runtime stage's
+ENTRYPOINT + CMD there, with the stage's ENV, as the image's USER when the tests run as root
+(else with the code made read-only), with the signing key mounted as a file the way
+deploy/make-keys.sh and a Secret provide it. Only the bind address is changed, to loopback, and
+the port, to a free one.
 
-Not emulated: the runtime stage's RUN lines (creating the user and the state folder, and
-compiling bytecode), the base image's Python, which here is this machine's 3.11, and the builder
-stage's apt-get (installing the compiler): this machine's gcc (which ./test.sh installs) builds
-the summing kernel and gunicorn's C HTTP parser.
+Not emulated: the runtime stage's other RUN commands (creating the user and the state folder,
+and compiling bytecode), the base image's Python, which here is this machine's 3.11, and the
+builder stage's apt-get (installing the compiler): this machine's gcc (which ./test.sh installs)
+builds the summing kernel and gunicorn's C HTTP parser.
 """
 
 from __future__ import annotations
@@ -36,8 +38,15 @@ import pytest
 import requests
 
 from api.keys import load_keyring
-from tests.deploy.deployfiles import DEPLOY, ROOT, Dockerfile, Stage, build_context
-from tests.liveserver import free_port
+from tests.deploy.deployfiles import (
+    DEPLOY,
+    ROOT,
+    Dockerfile,
+    Stage,
+    build_context,
+    make_tls_files,
+)
+from tests.liveserver import LiveServer, free_port
 from tests.utils import run
 
 # The PATH of the official python images, which the Dockerfile's ENV PATH extends.
@@ -138,6 +147,14 @@ def lay_out_runtime(stage: Stage, files: ImageFiles, context: set[str]) -> Path:
                     copy_to = target / path[len(below) :]
                 copy_to.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / path, copy_to)
+                copy_to.chmod(copy_to.stat().st_mode & ~0o007)
+                copy_to.parent.chmod(copy_to.parent.stat().st_mode & ~0o007)
+    for instruction in stage.all("RUN"):
+        for command in instruction.args.split("&&"):
+            words = shlex.split(command)
+            if words[0] == "chmod":
+                words = [str(files.host(w)) if w.startswith("/") else w for w in words]
+                subprocess.run(words, check=True, timeout=60)
     return workdir
 
 
@@ -323,6 +340,23 @@ def test_image_command_serves_the_api(image: ImageFiles, key_files: Path):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_the_health_check_asks_over_https_where_gunicorn_serves_tls(tmp_path: Path, monkeypatch):
+    certificate, key = make_tls_files(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
+    _, check = Dockerfile.parse().final.healthcheck()
+    assert check[0] == "python"
+    with LiveServer(workers=1, tls=(certificate, key)) as server:
+        env = {
+            **os.environ,
+            "PORT": str(server.port),
+            "GUNICORN_CMD_ARGS": server.env["GUNICORN_CMD_ARGS"],
+        }
+        checked = subprocess.run(
+            [sys.executable, *check[1:]], env=env, capture_output=True, text=True, timeout=10
+        )
+        assert checked.returncode == 0, checked.stderr
 
 
 def test_make_keys_makes_a_key_once_and_keeps_it(tmp_path: Path):
