@@ -476,6 +476,54 @@ def test_metrics_are_not_served_to_the_outside(cluster: Cluster):
     assert outside.json() == {"detail": "Not found: /metrics."}
 
 
+def test_a_token_in_the_url_is_refused_and_never_logged(cluster: Cluster):
+    """A body over client_body_buffer_size makes nginx's error log quote its request line:
+    one whose URL carries an access_token is refused before that."""
+    nginx = cluster.nginx
+    token = get_token(nginx)
+    large = b"[" + b"1," * MIB + b"1]"  # 2 MiB: buffered to a file, with a warning
+    in_url = requests.post(
+        f"{nginx.url}/sum?access_token={token}",
+        data=large,
+        headers={"Content-Type": "application/json"},
+        timeout=15,
+    )
+    assert in_url.status_code == 400
+    assert in_url.headers["Content-Type"] == "application/json"
+    assert in_url.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert in_url.json() == {
+        "detail": "Send the access token in an Authorization: Bearer header, not in the URL."
+    }
+    # The same request with the token in its header is summed, and warned about.
+    in_header = requests.post(
+        f"{nginx.url}/sum?note=large",
+        data=large,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        timeout=15,
+    )
+    assert in_header.status_code == 200
+    assert in_header.json()["sum"] == str(MIB + 1)
+    assert "POST /sum?note=large" in nginx.error_log()
+    assert token not in nginx.error_log()
+    assert token not in (nginx.prefix / "access.log").read_text()
+
+
+def test_a_request_without_a_host_is_served_through_the_balancer(cluster: Cluster):
+    """HTTP/1.0 allows no Host (health checkers send none); nginx asks the service, over
+    HTTP/1.1, which requires one, for localhost."""
+    host, port = cluster.nginx.url.removeprefix("https://").split(":")
+    tls = ssl.create_default_context()
+    tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # a test's own certificate
+    with tls.wrap_socket(socket.create_connection((host, int(port)), timeout=10)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), answer
+    assert json.loads(body) == {"status": "ok"}
+
+
 class Upstream:
     """A fake replica on a loopback port that reads each request and then either never
     answers (`hang`) or closes the connection (a replica dying before it answers)."""
