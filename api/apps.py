@@ -16,8 +16,17 @@ class ApiConfig(AppConfig):
         if not settings.SUMSERVICE["SUM_KERNEL"]:
             summing.use_python_path()
         # Once per process that loads the app (gunicorn's master, before its workers fork).
-        paths = {"kernel": "the compiled kernel", "python": "the pure-Python path"}
-        logging.getLogger("api.summing").info("Summing with %s", paths[summing.backend()])
+        limits = (settings.SUMSERVICE["MAX_NUMBER_LENGTH"], settings.SUMSERVICE["MAX_EXPONENT"])
+        if summing.backend(*limits) == "kernel":
+            path = "the compiled kernel"
+        elif summing.backend() == "kernel":
+            path = (
+                "the pure-Python path: SUMSERVICE_MAX_NUMBER_LENGTH or SUMSERVICE_MAX_EXPONENT"
+                f" is beyond the compiled kernel's limit of {summing.KERNEL_MAX_LIMIT}"
+            )
+        else:
+            path = "the pure-Python path"
+        logging.getLogger("api.summing").info("Summing with %s", path)
 
         engines = {database["ENGINE"] for database in settings.DATABASES.values()}
         if engines <= {"django.db.backends.dummy"}:

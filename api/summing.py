@@ -12,7 +12,8 @@ The compiled kernel (api/_sumkernel.c, built into the virtualenv by scripts/buil
 reads the document when it is there: one pass over the bytes (and the values a repeated key
 shadows once more), no Python object per value, the GIL released. The pure-Python path below is
 the reference it is tested against, and the fallback where the kernel is not built (a warning
-says so once) or limits are set beyond the kernel's range. `backend()` names the one in use.
+says so once) or limits are set beyond the kernel's range. `backend()` names the one that sums
+under given limits.
 
 Three Python paths read the document, with the same result:
 
@@ -58,7 +59,7 @@ except ImportError as error:  # not built: no compiler where the service was ins
     )
 
 # Limits the kernel takes; larger ones (a deliberate setting) go to the Python path.
-_KERNEL_MAX_LIMIT = 1 << 20
+KERNEL_MAX_LIMIT = 1 << 20
 
 # The Python path holds the GIL throughout, so two large documents summed at once in a process
 # take as long as one after the other, and twice the memory (~460 MiB for 10 MiB of decimal
@@ -132,9 +133,10 @@ def canonical_sum(
     return _python_sum(document, max_number_length, max_exponent)
 
 
-def backend() -> str:
-    """Which path sums: "kernel" (compiled) or "python" (the reference, and the fallback)."""
-    return "python" if kernel is None else "kernel"
+def backend(max_number_length: int = MAX_NUMBER_LENGTH, max_exponent: int = MAX_EXPONENT) -> str:
+    """Which path sums under these limits: "kernel" (compiled) or "python" (the reference, and
+    the fallback)."""
+    return "kernel" if sums_in_kernel(max_number_length, max_exponent) else "python"
 
 
 def sums_in_kernel(
@@ -144,8 +146,8 @@ def sums_in_kernel(
     that UTF-8 can encode); otherwise the Python path does."""
     return (
         kernel is not None
-        and 0 <= max_number_length <= _KERNEL_MAX_LIMIT
-        and 0 <= max_exponent <= _KERNEL_MAX_LIMIT
+        and 0 <= max_number_length <= KERNEL_MAX_LIMIT
+        and 0 <= max_exponent <= KERNEL_MAX_LIMIT
     )
 
 

@@ -253,7 +253,7 @@ def test_large_documents_take_the_python_path_one_at_a_time(size: int, overlappe
 
     document = b"[1, 2]".ljust(size)
     # A limit beyond the kernel's: the Python path's to read with either backend.
-    limits = {"max_number_length": summing._KERNEL_MAX_LIMIT + 1}
+    limits = {"max_number_length": summing.KERNEL_MAX_LIMIT + 1}
     with mock.patch.object(summing, "_python_sum", python_sum):
         threads = [
             threading.Thread(target=canonical_sum, args=(document,), kwargs=limits)
