@@ -109,6 +109,11 @@ def test_gunicorn_knobs_set_to_nothing_get_their_defaults(monkeypatch) -> None:
     keys += ["graceful_timeout", "max_requests", "loglevel", "forwarded_allow_ips"]
     assert {key: emptied[key] for key in keys} == {key: defaults[key] for key in keys}
     assert emptied["bind"] == "127.0.0.1:8000"  # never every interface
+    # The defaults docs/configuration.md gives (nginx's upstream keepalive_timeout of 4 s counts
+    # on the 5).
+    documented = {"worker_connections": 1000, "keepalive": 5, "timeout": 30}
+    documented |= {"graceful_timeout": 30, "max_requests": 10000, "loglevel": "info"}
+    assert {key: emptied[key] for key in documented} == documented
     worker = emptied["SumWorker"]
     assert (worker.header_timeout, worker.body_timeout, worker.send_timeout) == (10, 60, 60)
 

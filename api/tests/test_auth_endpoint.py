@@ -19,7 +19,9 @@ def post_auth(client: Client, body: object, **extra: str):
 def test_issues_a_bearer_token(client: Client) -> None:
     response = post_auth(client, {"username": "alice", "password": "secret"})
     assert response.status_code == 200
+    # RFC 6749 section 5.1: neither a cache nor an HTTP/1.0 one keeps a token.
     assert response["Cache-Control"] == "no-store"
+    assert response["Pragma"] == "no-cache"
     assert response["Content-Type"] == "application/json"
     body = response.json()
     assert set(body) == {"access_token", "token_type", "expires_in"}
@@ -59,6 +61,10 @@ def test_extra_fields_are_ignored(client: Client) -> None:
 
 def test_password_is_taken_as_sent(client: Client) -> None:
     assert post_auth(client, {"username": "alice", "password": "  pass  "}).status_code == 200
+    # Its spaces count: 1,024 characters and two spaces are over the limit, as sent.
+    response = post_auth(client, {"username": "alice", "password": "p" * 1024 + "  "})
+    assert response.status_code == 400
+    assert response.json()["password"] == ["Ensure this field has no more than 1024 characters."]
 
 
 @pytest.mark.parametrize("password", ["se\x00cret", "se\ud800cret", "pass\nword", "\u202e"])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 from api.error_views import HOST_NOT_SERVED
+from api.keys import load_key_file
+from tests.forge import Forger, unverified_part
 from tests.liveserver import LiveServer
 from tests.utils import get_token, post_sum, request_log, sha256
 
@@ -127,3 +131,70 @@ def test_every_error_is_json(server: LiveServer) -> None:
         response = requests.request(method, server.url + path, timeout=10)
         assert response.headers["Content-Type"] == "application/json", (method, path)
         assert response.json()["detail"]
+
+
+def test_each_setting_changes_what_clients_see(tmp_path) -> None:
+    """The documented knobs, each set to other than its default, as a client meets them."""
+    env = {
+        "SUMSERVICE_ACCESS_TOKEN_LIFETIME": "600",
+        "SUMSERVICE_AUDIENCE": "other-api",
+        "SUMSERVICE_JWT_ALGORITHM": "RS256",
+        "SUMSERVICE_JWT_LEEWAY": "30",
+        "SUMSERVICE_MAX_BODY_BYTES": "1000",
+        "SUMSERVICE_AUTH_MAX_BODY_BYTES": "500",
+        "SUMSERVICE_MAX_NUMBER_LENGTH": "50",
+        "SUMSERVICE_MAX_EXPONENT": "50",
+        # Not loopback: a client's X-Forwarded-For is not believed from 127.0.0.1.
+        "SUMSERVICE_TRUSTED_PROXIES": "10.0.0.0/8",
+        "GUNICORN_KEEPALIVE": "1",
+    }
+    with LiveServer(env=env, workers=1) as server:
+        answer = requests.post(
+            server.url + "/auth",
+            json={"username": "alice", "password": "secret"},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        assert answer.json()["expires_in"] == 600
+        token = answer.json()["access_token"]
+        claims = unverified_part(token, 1)
+        assert (claims["aud"], claims["exp"] - claims["iat"]) == ("other-api", 600)
+        assert unverified_part(token, 0)["alg"] == "RS256"
+        assert request_log(server)[-1]["client"] == "127.0.0.1"
+
+        # A token 10 s past its expiry is within the 30 s leeway; 60 s past it is not.
+        key = load_key_file(server.state_dir / "keys" / "signing-key.pem", "RS256")
+        forger = Forger(key, server.url, "other-api")
+        now = int(time.time())
+        late = forger.token(iat=now - 610, exp=now - 10)
+        assert post_sum(server, b"[1]", late).status_code == 200
+        expired = forger.token(iat=now - 660, exp=now - 60)
+        assert post_sum(server, b"[1]", expired).status_code == 401
+
+        # The number limits, through /sum.
+        assert post_sum(server, b"[1e50]", token).status_code == 200
+        assert post_sum(server, b"[1e51]", token).status_code == 422
+        assert post_sum(server, b"[" + b"1" * 50 + b"]", token).status_code == 200
+        too_long = post_sum(server, b"[" + b"1" * 51 + b"]", token)
+        assert too_long.status_code == 422 and "50" in too_long.json()["detail"]
+
+        # The body limits.
+        assert post_sum(server, b"[1]" + b" " * 997, token).status_code == 200
+        over = post_sum(server, b"[1]" + b" " * 998, token)
+        assert over.status_code == 413 and "1000 bytes" in over.json()["detail"]
+        credentials = b'{"username": "alice", "password": "secret"}'
+        auth_over = requests.post(
+            server.url + "/auth",
+            data=credentials + b" " * (501 - len(credentials)),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert auth_over.status_code == 413 and "500 bytes" in auth_over.json()["detail"]
+
+        # An idle kept-alive connection is closed after 1 s.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            time.sleep(2.5)
+            assert sock.recv(1) == b""
