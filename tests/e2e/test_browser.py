@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,3 +196,68 @@ def test_the_token_page_hands_its_token_to_the_sum_page(page: Page, server: Live
     post_raw(page, "[0.1, 0.2]")
     page.get_by_text("HTTP 200 OK").wait_for()
     assert shown_answer(page)["sum"] == "0.3"
+
+
+def test_a_token_in_quotes_is_taken_and_one_that_cannot_be_sent_is_refused(
+    page: Page, server: LiveServer
+) -> None:
+    token = get_token(server)
+    page.goto(server.url + "/sum")
+    box, status = page.locator("#bearer-token"), page.locator("#bearer-token-status")
+    # As chat and office programs quote what they paste.
+    box.fill(f"\u201c{token}\u201d")
+    page.get_by_role("button", name="Use this token").click()
+    assert box.input_value() == token
+    post_raw(page, "[1, 2, 3]")
+    page.get_by_text("HTTP 200 OK").wait_for()
+    assert shown_answer(page) == SUM_OF_1_2_3
+
+    # Cut short with an ellipsis, which no HTTP header can carry.
+    box.fill(token[:20] + "\u2026")
+    page.get_by_role("button", name="Use this token").click()
+    assert status.inner_text().startswith("Not kept: a token is letters, digits and -._~+/ only")
+    post_raw(page, "[1]")
+    page.get_by_text("HTTP 401 Unauthorized").wait_for()
+    assert "Authentication credentials were not provided." in page.inner_text(".response-info")
+
+
+def test_an_answer_given_before_drf_is_shown_on_the_page(page: Page, server: LiveServer) -> None:
+    """A body over /auth's 64 KiB is refused before Django reads it, in JSON; DRF's form then
+    loads the page again, and the page shows what came."""
+    page.goto(server.url + "/auth")
+    post_raw(page, json.dumps({"username": "alice", "password": "p" * 70_000}))
+    shown = page.locator("#last-answer")
+    shown.wait_for()
+    assert shown.locator("strong").inner_text() == "POST /auth answered 413 Payload Too Large"
+    detail = json.loads(shown.locator("pre").inner_text())["detail"]
+    assert re.fullmatch(r"The request body is 700\d\d bytes; the limit is 65536 bytes\.", detail)
+    shoot(page, "browsable-api-413", around="#last-answer")
+    # Shown once: the next page of the tab does not show it again.
+    page.reload()
+    page.locator("#how-to").wait_for()
+    assert not shown.is_visible()
+
+
+def test_the_browsable_api_fits_a_phone_and_loads_nothing_missing(
+    browser: Browser, server: LiveServer
+) -> None:
+    phone = browser.new_context(
+        viewport={"width": 375, "height": 812}, device_scale_factor=2, is_mobile=True
+    )
+    try:
+        page = phone.new_page()
+        missing: list[str] = []
+        page.on(
+            "response",
+            lambda r: (
+                r.status >= 400
+                and r.request.resource_type != "document"
+                and missing.append(f"{r.status} {r.url}")
+            ),
+        )
+        for path in ("/sum", "/redoc/"):
+            page.goto(server.url + path, wait_until="networkidle")
+            assert page.evaluate("window.innerWidth") == 375, path
+        assert missing == []
+    finally:
+        phone.close()

@@ -5,19 +5,28 @@
 (function () {
   "use strict";
   var KEY = "sumservice.bearerToken";
+  // RFC 6750's b64token, which a JWT is: anything else cannot go in the header (a curly quote
+  // or an ellipsis would make the browser refuse to send the request at all).
+  var BEARER_TOKEN = /^[A-Za-z0-9\-._~+\/]+=*$/;
+  var QUOTES = /^["'\u2018\u2019\u201c\u201d]+|["'\u2018\u2019\u201c\u201d]+$/g;
 
   function token() {
     return window.sessionStorage.getItem(KEY) || "";
   }
 
+  // Keeps the token; returns what is wrong with it, or "" when nothing is.
   function keep(value) {
-    // A pasted "Bearer <token>" is taken as the token.
-    value = $.trim(value).replace(/^bearer\s+/i, "");
-    if (value) {
+    // A pasted "Bearer <token>", or one in quotes, is taken as the token.
+    value = $.trim($.trim(value).replace(/^bearer\s+/i, "").replace(QUOTES, ""));
+    if (value && BEARER_TOKEN.test(value)) {
       window.sessionStorage.setItem(KEY, value);
-    } else {
-      window.sessionStorage.removeItem(KEY);
+      return "";
     }
+    window.sessionStorage.removeItem(KEY);
+    return value
+      ? "Not kept: a token is letters, digits and -._~+/ only, as POST /auth's access_token" +
+          " is. Paste it again, whole."
+      : "";
   }
 
   function sameOrigin(url) {
@@ -25,7 +34,7 @@
   }
 
   $(document).ajaxSend(function (event, xhr, settings) {
-    if (token() && sameOrigin(settings.url)) {
+    if (BEARER_TOKEN.test(token()) && sameOrigin(settings.url)) {
       xhr.setRequestHeader("Authorization", "Bearer " + token());
     }
   });
@@ -34,7 +43,12 @@
     var input = $("#bearer-token");
     var status = $("#bearer-token-status");
 
-    function show() {
+    // What the box holds is left as typed when it is not a token, for the person to mend.
+    function show(problem) {
+      if (problem) {
+        status.text(problem);
+        return;
+      }
       input.val(token());
       status.text(
         token()
@@ -45,14 +59,12 @@
 
     $("#bearer-token-form").on("submit", function (event) {
       event.preventDefault();
-      keep(input.val());
-      show();
+      show(keep(input.val()));
     });
     // A token pasted in and left there is meant to be used: taken when the box loses focus,
     // as it does when a form's button below is pressed.
     input.on("change", function () {
-      keep(input.val());
-      show();
+      show(keep(input.val()));
     });
     $("#bearer-token-forget").on("click", function () {
       keep("");
