@@ -227,6 +227,7 @@ TOO_LARGE = error("The body is over the size limit (`SUMSERVICE_MAX_BODY_BYTES`)
 NOT_JSON = error("The body is not `application/json` (or has a body but no Content-Type).")
 THROTTLED = error("Over the rate limit; `Retry-After` says when to try again.")
 NOT_ACCEPTABLE = error("An `Accept` header that neither JSON nor the browsable API's HTML meets.")
+UNKNOWN_FORMAT = error("A `?format=` other than `json`, or `api` (the browsable API's page).")
 
 
 def header(name: str, description: str, statuses: list[int]) -> OpenApiParameter:
@@ -293,6 +294,7 @@ class TokenObtainSchema(OpenApiViewExtension):
                             " paragraph separator or bidi formatting characters."
                         ),
                     ),
+                    404: UNKNOWN_FORMAT,
                     405: NOT_ALLOWED,
                     406: NOT_ACCEPTABLE,
                     413: error(
@@ -356,6 +358,7 @@ class SumSchema(OpenApiViewExtension):
                         "No token, another scheme, or a token that is malformed, tampered,"
                         " expired, not yet valid, or of another key, issuer or audience."
                     ),
+                    404: UNKNOWN_FORMAT,
                     405: NOT_ALLOWED,
                     406: NOT_ACCEPTABLE,
                     413: TOO_LARGE,
@@ -381,6 +384,10 @@ class SumSchema(OpenApiViewExtension):
         )
 
 
+# What a GET endpoint answers besides its 200.
+READ_ONLY = {404: UNKNOWN_FORMAT, 405: NOT_ALLOWED, 406: NOT_ACCEPTABLE}
+
+
 class HealthSchema(OpenApiViewExtension):
     target_class = views.HealthView
 
@@ -392,7 +399,8 @@ class HealthSchema(OpenApiViewExtension):
                 summary="Health check",
                 description="For load balancers and container health checks.",
                 tags=["operations"],
-                responses={200: OpenApiResponse(HEALTH, description="Serving.")},
+                responses={200: OpenApiResponse(HEALTH, description="Serving."), **READ_ONLY},
+                parameters=[ALLOW],
             ),
         )
 
@@ -414,8 +422,11 @@ class OpenIDConfigurationSchema(OpenApiViewExtension):
                 summary="OIDC discovery document",
                 description="Where the issuer's keys and token endpoint are.",
                 tags=["tokens"],
-                responses={200: OpenApiResponse(OPENID_CONFIGURATION, description="Metadata.")},
-                parameters=[cached(DISCOVERY_MAX_AGE)],
+                responses={
+                    200: OpenApiResponse(OPENID_CONFIGURATION, description="Metadata."),
+                    **READ_ONLY,
+                },
+                parameters=[cached(DISCOVERY_MAX_AGE), ALLOW],
             ),
         )
 
@@ -433,8 +444,8 @@ class JWKSSchema(OpenApiViewExtension):
                 summary="The public keys that verify tokens",
                 description="Verify a token with the key its header's `kid` names.",
                 tags=["tokens"],
-                responses={200: OpenApiResponse(JWKS, description="A JWK Set.")},
-                parameters=[cached(JWKS_MAX_AGE)],
+                responses={200: OpenApiResponse(JWKS, description="A JWK Set."), **READ_ONLY},
+                parameters=[cached(JWKS_MAX_AGE), ALLOW],
             ),
         )
 
@@ -456,6 +467,11 @@ METRICS_OPERATION = {
             },
             "404": {
                 "description": "Metrics are turned off (`SUMSERVICE_METRICS=false`).",
+                "content": {"application/json": {"schema": ERROR}},
+            },
+            "405": {
+                "description": "Any method but GET and HEAD (the `Allow` header lists them).",
+                "headers": {"Allow": {"required": True, "schema": {"type": "string"}}},
                 "content": {"application/json": {"schema": ERROR}},
             },
         },

@@ -18,13 +18,15 @@ from openapi_spec_validator import validate
 from api.schema import SPACE
 from api.tests.utils import post_sum
 
-# The contract's statuses, and the 406 DRF's negotiation answers an Accept header nothing meets.
+# The contract's statuses, and what every DRF endpoint answers besides: 404 for a ?format= it
+# does not know, 405 for another method, 406 for an Accept header nothing meets.
+EVERY_ENDPOINT = {"404", "405", "406"}
 CONTRACT_STATUSES = {
-    ("/auth", "post"): {"200", "400", "405", "406", "413", "415", "429"},
-    ("/sum", "post"): {"200", "400", "401", "405", "406", "413", "415", "422", "429"},
-    ("/healthz", "get"): {"200"},
-    ("/.well-known/openid-configuration", "get"): {"200"},
-    ("/.well-known/jwks.json", "get"): {"200"},
+    ("/auth", "post"): {"200", "400", "413", "415", "429"} | EVERY_ENDPOINT,
+    ("/sum", "post"): {"200", "400", "401", "413", "415", "422", "429"} | EVERY_ENDPOINT,
+    ("/healthz", "get"): {"200"} | EVERY_ENDPOINT,
+    ("/.well-known/openid-configuration", "get"): {"200"} | EVERY_ENDPOINT,
+    ("/.well-known/jwks.json", "get"): {"200"} | EVERY_ENDPOINT,
 }
 
 
@@ -50,6 +52,29 @@ def test_the_schema_names_every_path_and_status(schema: dict[str, Any]) -> None:
     # GET /metrics (issue 12's), where it is served: every endpoint is in the schema (below).
     operations.pop(("/metrics", "get"), None)
     assert operations == CONTRACT_STATUSES
+
+
+@pytest.mark.parametrize(("path", "method"), sorted(CONTRACT_STATUSES))
+def test_the_refusals_every_endpoint_gives_are_in_its_schema(
+    client: Client, schema: dict[str, Any], path: str, method: str
+) -> None:
+    def send(verb: str, url: str, **headers: str) -> str:
+        return str(client.generic(verb, url, b"{}", "application/json", **headers).status_code)
+
+    answered = {
+        send("PUT", path),
+        send(method.upper(), path, HTTP_ACCEPT="text/plain"),
+        send(method.upper(), path + "?format=xml"),
+    }
+    assert answered == EVERY_ENDPOINT
+    assert answered <= set(schema["paths"][path][method]["responses"])
+
+
+def test_metrics_other_methods_are_in_its_schema(client: Client, schema: dict[str, Any]) -> None:
+    refused = client.post("/metrics")
+    assert refused.status_code == 405 and refused["Allow"]
+    responses = schema["paths"]["/metrics"]["get"]["responses"]
+    assert "405" in responses and "Allow" in responses["405"]["headers"]
 
 
 def test_every_endpoint_served_is_in_the_schema(schema: dict[str, Any]) -> None:
