@@ -2,8 +2,9 @@
 # Run the whole test suite: lint, the docs site's build, then every test (unit, HTTP, end to end against gunicorn,
 # deployment files and the scale-out test behind nginx).
 # On a fresh machine it first creates .venv and installs the pinned test requirements, and
-# installs Debian's nginx, wrk (the benchmark's smoke test) and chromium (the browser tests) when
-# they are missing, and gcc to build the summing kernel and gunicorn's C HTTP parser
+# installs Debian's nginx, wrk (the benchmark's smoke test), redis-server (the rate limits shared
+# across instances) and chromium (the browser tests) when they are missing, and gcc to build the
+# summing kernel and gunicorn's C HTTP parser
 # (requirements-compiled.txt), whose tests run against them and the pure-Python paths alike.
 # Extra arguments go to pytest, e.g. ./test.sh -k sum -x
 set -euo pipefail

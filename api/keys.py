@@ -87,7 +87,7 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
         config["PREVIOUS_KEYS"], config["PREVIOUS_KEYS_FILE"], "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE"
     )
     previous = [
-        _verifier(block, algorithm, "a previous key") for block in _pem_blocks(previous_pem)
+        _verify_only_key(block, algorithm, "a previous key") for block in _pem_blocks(previous_pem)
     ]
     if signing_key_configured(config):
         # A configured but empty key file is an error below, not a silent switch to the state
@@ -103,7 +103,7 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
         with _if_made_for_another_algorithm(key_dir, algorithm):
             current = load_key_file(signing_key, algorithm)
             previous += [
-                _verifier(path.read_bytes(), algorithm, str(path))
+                _verify_only_key(path.read_bytes(), algorithm, str(path))
                 for path in sorted(retired_key_files(key_dir), reverse=True)
             ]
     if current.signer is None:
@@ -231,15 +231,11 @@ def rotate_state_key(key_dir: Path, algorithm: str) -> tuple[Path, Path]:
     return retired, current
 
 
-def keep_retired_keys_public(key_dir: Path, algorithm: str) -> list[Path]:
-    """Rewrite any retired key file that still holds a private key (as rotations before this
-    version left them) as its public key alone; return the files rewritten."""
-    rewritten = []
+def keep_retired_keys_public(key_dir: Path, algorithm: str) -> None:
+    """Rewrite any retired key file that still holds a private key as its public key alone."""
     for path in retired_key_files(key_dir):
         if b"PRIVATE KEY" in path.read_bytes():
             _replace_file(path, public_key_pem(load_key_file(path, algorithm)))
-            rewritten.append(path)
-    return rewritten
 
 
 def public_key_pem(key: Key) -> bytes:
@@ -327,7 +323,7 @@ def _asymmetric_key(pem: bytes, algorithm: str, what: str) -> Key:
     return Key(kid=kid, algorithm=algorithm, signer=signer, verifier=public, public_jwk=public_jwk)
 
 
-def _verifier(pem: bytes, algorithm: str, what: str) -> Key:
+def _verify_only_key(pem: bytes, algorithm: str, what: str) -> Key:
     """A key kept only to verify: its private part, if the PEM has one, is not kept."""
     return replace(_asymmetric_key(pem, algorithm, what), signer=None)
 

@@ -1,4 +1,5 @@
-"""The body size limit, enforced before anything reads the body."""
+"""The body size limit, enforced before anything reads the body, and the headers that keep the
+service's pages out of other sites' frames."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 
+from api import limits
 from api.error_views import json_error
 
-# Unread body left in the socket makes the server's close a TCP reset, which clients may see
-# instead of the 413; a refused body up to this many times the limit is read and dropped first.
-_DRAIN_FACTOR = 4
 _DRAIN_CHUNK = 64 * 1024
 
 
@@ -48,7 +47,7 @@ class BodySizeLimitMiddleware:
 
 
 def refuse_body(request: HttpRequest, length: int, limit: int) -> HttpResponse:
-    if length <= _DRAIN_FACTOR * limit:
+    if length <= limits.REFUSED_BODY_DRAIN_FACTOR * limit:
         while request.read(_DRAIN_CHUNK):
             pass
     return json_error(413, f"The request body is {length} bytes; the limit is {limit} bytes.")

@@ -2,9 +2,10 @@
 
 The views say what they do; this module says how that looks in the schema, through
 drf-spectacular's own extension points: an OpenApiAuthenticationExtension for the Bearer scheme,
-an OpenApiViewExtension per view with its request, answers and headers, and a postprocessing
-hook. The schema is fuzzed against the running service (tests/e2e/test_schemathesis.py), so
-every status and body here is one the service really answers.
+an OpenApiViewExtension per view with its request, answers and headers, and two postprocessing
+hooks (the plain Django views, and required request bodies). The schema is fuzzed against the
+running service (tests/e2e/test_schemathesis.py), so every status and body here is one the
+service really answers.
 """
 
 from __future__ import annotations
@@ -456,7 +457,8 @@ METRICS_OPERATION = {
         "summary": "Metrics, in Prometheus' text format",
         "description": (
             "Requests by endpoint, method and status, latencies, tokens issued, `/sum` body"
-            " sizes and rate-limit refusals, counted over every worker."
+            " sizes, rate-limit refusals, the server's own refusals made before Django (by"
+            " status) and the rate-limit cache's errors, counted over every worker."
         ),
         "tags": ["operations"],
         "security": [{}],

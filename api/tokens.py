@@ -113,7 +113,7 @@ class KeyRingTokenBackend(TokenBackend):
     backend built anew, with the keys read again, starts with an empty one.
     """
 
-    def __init__(self, keyring: KeyRing, *, cache_size: int = 0, **options: Any) -> None:
+    def __init__(self, keyring: KeyRing, *, cache_size: int, **options: Any) -> None:
         super().__init__(keyring.current.algorithm, **options)
         self.keyring = keyring
         self.verified_tokens = VerifiedTokens(cache_size)

@@ -87,13 +87,13 @@ class SumView(RawJSONView):
             super().perform_authentication(request)
 
     def post(self, request: Request) -> Response:
-        limits = settings.SUMSERVICE
+        service = settings.SUMSERVICE
         with self.document(request) as document:
             metrics.observe_sum_body(len(document))
             total = canonical_sum(
                 document,
-                max_number_length=limits["MAX_NUMBER_LENGTH"],
-                max_exponent=limits["MAX_EXPONENT"],
+                max_number_length=service["MAX_NUMBER_LENGTH"],
+                max_exponent=service["MAX_EXPONENT"],
             )
         return Response({"sha256": hashlib.sha256(total.encode()).hexdigest(), "sum": total})
 

@@ -55,9 +55,6 @@ SLOW_BODY_BYTES_PER_SECOND = 32 * 1024
 SLOW_BODY_GRACE_SECONDS = 2.0
 _SLOW_BODY_CHECK_SECONDS = 0.5
 
-# A body over the limit is still read (and dropped) up to this many times the limit, so that the
-# client, still sending, gets the 413 rather than a reset; as BodySizeLimitMiddleware does.
-_DRAIN_FACTOR = 4
 # How long a request that asked for a 100 (Continue) is watched for its body's first bytes
 # before it is taken to be waiting for the 100.
 CONTINUE_WAIT_SECONDS = 0.25
@@ -146,7 +143,7 @@ class BufferedWSGIApplication:
             declared is not None
             and declared > self.max_body_bytes
             and (
-                declared > _DRAIN_FACTOR * self.max_body_bytes
+                declared > limits.REFUSED_BODY_DRAIN_FACTOR * self.max_body_bytes
                 or await _waits_for_continue(scope, claim)
             )
         ):
@@ -187,7 +184,8 @@ class BufferedWSGIApplication:
                 buffer = bytearray()  # past the limit
                 self.large_bodies.give_back(claim)
             length = end
-            if length > _DRAIN_FACTOR * self.max_body_bytes or not message.get("more_body"):
+            drained_enough = length > limits.REFUSED_BODY_DRAIN_FACTOR * self.max_body_bytes
+            if drained_enough or not message.get("more_body"):
                 break
         if length > self.max_body_bytes:
             return bytearray(), length

@@ -53,7 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost, so that every answer is logged and counted, whoever gave it (issue 12).
+    # Outermost, so that every answer is logged and counted, whoever gave it.
     "api.request_log.RequestLogMiddleware",
     "api.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -149,7 +149,7 @@ SUMSERVICE = {
 }
 
 # --- Operating: rate limits, the cache that counts them, trusted proxies, /auth's body limit,
-# metrics. (issue 12)
+# metrics.
 
 _RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
 
@@ -270,7 +270,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
-# --- Exploring: the OpenAPI schema, Swagger UI and Redoc (issue 10). The schema's content is
+# --- Exploring: the OpenAPI schema, Swagger UI and Redoc. The schema's content is
 # described in api/schema.py; these are drf-spectacular's settings.
 # Swagger UI at /docs/ and Redoc at /redoc/; false: 404 (the schema stays).
 SUMSERVICE["DOCS"] = env_bool("SUMSERVICE_DOCS", True)

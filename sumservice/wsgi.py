@@ -1,4 +1,5 @@
-"""WSGI entry point: `gunicorn sumservice.wsgi`."""
+"""Django's WSGI application: what sumservice.asgi serves to gunicorn's workers (in the event
+loop or a thread), and what `manage.py runserver` serves in development."""
 
 import os
 from importlib import import_module
