@@ -9,6 +9,7 @@ variable, rather than a traceback about `int()` or a server that quietly does so
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 
 from django.core.exceptions import ImproperlyConfigured
@@ -78,6 +79,22 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate (`60/minute`), or None for `off`."""
+    raw = env_str(name, default).lower()
+    if raw == "off":
+        return None
+    if not _RATE.match(raw) or int(raw.split("/")[0]) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be N/period (period: second, minute, hour or day), e.g. 60/minute,"
+            f" or off; got {raw!r}"
+        )
+    return raw
 
 
 def env_choice(name: str, default: str, choices: Sequence[str]) -> str:

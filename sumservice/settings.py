@@ -7,7 +7,6 @@ dict, namespaced the way SimpleJWT keeps its own in `SIMPLE_JWT`.
 
 import ipaddress
 import os
-import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from sumservice.environment import (
     env_host,
     env_int,
     env_list,
+    env_rate,
     env_secret,
     env_str,
 )
@@ -150,22 +150,6 @@ SUMSERVICE = {
 
 # --- Operating: rate limits, the cache that counts them, trusted proxies, /auth's body limit,
 # metrics.
-
-_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
-
-
-def env_rate(name: str, default: str) -> str | None:
-    """A DRF throttle rate (`60/minute`), or None for `off`."""
-    raw = env_str(name, default).lower()
-    if raw == "off":
-        return None
-    if not _RATE.match(raw) or int(raw.split("/")[0]) < 1:
-        raise ImproperlyConfigured(
-            f"{name} must be N/period (period: second, minute, hour or day), e.g. 60/minute,"
-            f" or off; got {raw!r}"
-        )
-    return raw
-
 
 SUMSERVICE.update(
     {

@@ -16,6 +16,7 @@ from sumservice.environment import (
     env_host,
     env_int,
     env_list,
+    env_rate,
     env_seconds,
     env_secret,
     env_str,
@@ -67,6 +68,34 @@ def test_a_value_the_knob_cannot_take_stops_the_start_naming_it(
     with pytest.raises(ImproperlyConfigured) as refused:
         read()
     assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("raw", "rate"),
+    [
+        (None, "60/minute"),
+        (" 100/Hour ", "100/hour"),
+        ("1/s", "1/s"),
+        ("OFF", None),
+    ],
+)
+def test_a_rate_is_n_per_period_or_off(monkeypatch, raw: str | None, rate: str | None) -> None:
+    if raw is None:
+        monkeypatch.delenv("KNOB", raising=False)
+    else:
+        monkeypatch.setenv("KNOB", raw)
+    assert env_rate("KNOB", "60/minute") == rate
+
+
+@pytest.mark.parametrize("raw", ["lots", "0/minute", "60/fortnight", "60 per minute", "-1/s"])
+def test_a_rate_it_cannot_take_stops_the_start_naming_it(monkeypatch, raw: str) -> None:
+    monkeypatch.setenv("KNOB", raw)
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_rate("KNOB", "60/minute")
+    assert str(refused.value) == (
+        "KNOB must be N/period (period: second, minute, hour or day), e.g. 60/minute, or off;"
+        f" got {raw.lower()!r}"
+    )
 
 
 def test_env_seconds_takes_fractions_and_zero(monkeypatch) -> None:
