@@ -5,10 +5,10 @@ Every value comes from the environment (see docs/configuration.md), read here on
 
 import os
 
-from sumservice.environment import env_choice, env_host, env_int, env_seconds, env_str
+from sumservice.environment import bind_address, env_choice, env_int, env_seconds, env_str
 from sumservice.worker import SumWorker, http_parser_in_use
 
-bind = f"{env_host('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1, maximum=65535)}"
+bind = "{}:{}".format(*bind_address())
 # Summing is CPU-bound, so workers are processes: gunicorn's rule of thumb, 2 per core + 1.
 workers = env_int("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1, minimum=1)
 

@@ -52,6 +52,11 @@ def env_host(name: str, default: str) -> str:
     return raw
 
 
+def bind_address() -> tuple[str, int]:
+    """HOST and PORT: where gunicorn.conf.py binds, and what settings.py's default issuer names."""
+    return env_host("HOST", "127.0.0.1"), env_int("PORT", 8000, minimum=1, maximum=65535)
+
+
 def env_seconds(name: str, default: float) -> float:
     """A duration in seconds, whole or not; never negative."""
     raw = os.environ.get(name, "").strip()

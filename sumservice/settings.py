@@ -15,9 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from api import limits
 from sumservice.environment import (
+    bind_address,
     env_bool,
     env_choice,
-    env_host,
     env_int,
     env_list,
     env_rate,
@@ -30,8 +30,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Where the service was started: start.sh and the Dockerfile pass the same HOST and PORT to
 # gunicorn, so the default issuer names the address the service really answers on.
-HOST = env_host("HOST", "127.0.0.1")
-PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+HOST, PORT = bind_address()
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Nothing signed with SECRET_KEY outlives a process (no sessions, no cookies: tokens have keys
