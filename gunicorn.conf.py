@@ -6,7 +6,13 @@ Every value comes from the environment (see docs/configuration.md), read here on
 import os
 
 from sumservice.environment import bind_address, env_choice, env_int, env_seconds, env_str
-from sumservice.worker import SumWorker, http_parser_in_use
+from sumservice.worker import (
+    BODY_TIMEOUT,
+    HEADER_TIMEOUT,
+    SEND_TIMEOUT,
+    SumWorker,
+    http_parser_in_use,
+)
 
 bind = "{}:{}".format(*bind_address())
 # Summing is CPU-bound, so workers are processes: gunicorn's rule of thumb, 2 per core + 1.
@@ -30,11 +36,11 @@ worker_connections = env_int("GUNICORN_WORKER_CONNECTIONS", 1000, minimum=1)
 keepalive = env_int("GUNICORN_KEEPALIVE", 5)
 # Seconds a new connection has to send its whole request head, and a request to send its whole
 # body once its head is in; past them it gets a JSON 408 and is closed. 0 turns one off.
-SumWorker.header_timeout = env_seconds("GUNICORN_HEADER_TIMEOUT", 10)
-SumWorker.body_timeout = env_seconds("GUNICORN_BODY_TIMEOUT", 60)
+SumWorker.header_timeout = env_seconds("GUNICORN_HEADER_TIMEOUT", HEADER_TIMEOUT)
+SumWorker.body_timeout = env_seconds("GUNICORN_BODY_TIMEOUT", BODY_TIMEOUT)
 # Seconds in which a client whose answer fills the send buffer must read 16 KiB of it; else it
 # is dropped.
-SumWorker.send_timeout = env_seconds("GUNICORN_SEND_TIMEOUT", 60)
+SumWorker.send_timeout = env_seconds("GUNICORN_SEND_TIMEOUT", SEND_TIMEOUT)
 
 # A worker whose event loop is stuck past this is restarted. A large body is summed in a thread,
 # which leaves the loop, and its heartbeat, free however long the summing takes.

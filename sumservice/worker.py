@@ -790,13 +790,19 @@ DEFER_ACCEPT_SECONDS = 0.003
 MOVE_INTERVAL_SECONDS = 0.05
 
 
+# The deadlines' defaults, in seconds (GUNICORN_HEADER_TIMEOUT, _BODY_, _SEND_); 0 turns one off.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 60.0
+SEND_TIMEOUT = 60.0
+
+
 class SumWorker(ASGIWorker):
     """gunicorn's asyncio worker serving connections through SumProtocol."""
 
-    # Seconds; 0 turns one off. gunicorn.conf.py sets them from the environment.
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    send_timeout: float = 60.0
+    # gunicorn.conf.py sets them from the environment.
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    send_timeout: float = SEND_TIMEOUT
     _accepting = False
     _deferred = False
     # Listening sockets not watched until a connection being set up ends (_accept_one).
