@@ -35,7 +35,11 @@ from rest_framework.views import APIView
 
 from api import views
 from api.authentication import BearerTokenAuthentication
-from api.serializers import UNSAFE_USERNAME_CHARACTERS
+from api.serializers import (
+    PASSWORD_MAX_LENGTH,
+    UNSAFE_USERNAME_CHARACTERS,
+    USERNAME_MAX_LENGTH,
+)
 
 # --- Bodies ------------------------------------------------------------------------------------
 
@@ -66,13 +70,15 @@ TOKEN_REQUEST_ERRORS = {
 SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # What a username may not hold anywhere: DRF's CharField refuses NUL (a password may hold it).
 FORBIDDEN = r"\x00"
-# The username is trimmed, and must then be 1 to 150 characters: it starts and ends with a
-# non-space, with at most 148 characters between. (A maxLength would count the spaces trimmed.)
+# The username is trimmed, and must then be 1 to USERNAME_MAX_LENGTH characters: it starts and
+# ends with a non-space, with at most 2 fewer between. (A maxLength would count the spaces
+# trimmed.)
 # Nor, inside it, control, line or paragraph separator or bidi formatting characters (the
 # serializer's rule; those among SPACE may still surround it, trimmed).
 UNSAFE = FORBIDDEN + UNSAFE_USERNAME_CHARACTERS
 USERNAME_PATTERN = (
-    rf"^[{SPACE}]*[^{SPACE}{UNSAFE}](?:[^{UNSAFE}]{{0,148}}[^{SPACE}{UNSAFE}])?[{SPACE}]*$"
+    rf"^[{SPACE}]*[^{SPACE}{UNSAFE}]"
+    rf"(?:[^{UNSAFE}]{{0,{USERNAME_MAX_LENGTH - 2}}}[^{SPACE}{UNSAFE}])?[{SPACE}]*$"
 )
 # Taken as sent: anything but only whitespace (a search: one character that is not a space).
 PASSWORD_PATTERN = rf"[^{SPACE}]"
@@ -85,14 +91,14 @@ TOKEN_REQUEST = {
             "pattern": USERNAME_PATTERN,
             "description": (
                 "Any name: it becomes the token's subject (`sub`), trimmed of surrounding"
-                " whitespace, and must then be 1 to 150 characters."
+                f" whitespace, and must then be 1 to {USERNAME_MAX_LENGTH} characters."
             ),
             "example": "alice",
         },
         "password": {
             "type": "string",
             "minLength": 1,
-            "maxLength": 1024,
+            "maxLength": PASSWORD_MAX_LENGTH,
             "pattern": PASSWORD_PATTERN,
             "writeOnly": True,
             "description": (
@@ -300,7 +306,7 @@ class TokenObtainSchema(OpenApiViewExtension):
                     406: NOT_ACCEPTABLE,
                     413: error(
                         "The body is over `/auth`'s size limit (`SUMSERVICE_AUTH_MAX_BODY_BYTES`,"
-                        " 64 KiB)."
+                        " 64 KiB by default)."
                     ),
                     415: NOT_JSON,
                     429: THROTTLED,

@@ -67,10 +67,15 @@ def printable_text(value: str) -> None:
         )
 
 
+# The longest credentials, in characters (the username once trimmed); the schema says the same.
+USERNAME_MAX_LENGTH = 150
+PASSWORD_MAX_LENGTH = 1024
+
+
 class TokenObtainSerializer(serializers.Serializer):
-    username = StrictCharField(max_length=150, validators=[printable_text])
+    username = StrictCharField(max_length=USERNAME_MAX_LENGTH, validators=[printable_text])
     # Taken as sent: spaces in a password are part of it.
-    password = PasswordField(max_length=1024, trim_whitespace=False, write_only=True)
+    password = PasswordField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False, write_only=True)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         # DRF deep-copies the declared fields for every serializer. Shallow copies are enough for
