@@ -8,7 +8,6 @@ no body: nothing a token or a password could hide in.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -54,40 +53,40 @@ def utc_timestamp(epoch_ns: int) -> str:
 def log_line(
     when: str,
     request_id: str,
-    method: str,
-    path: str,
+    method: str | None,
+    path: str | None,
     status: int,
     size: int,
-    duration_ms: float,
+    duration_ms: float | None,
     client: str,
     pid: int,
 ) -> str:
-    """The request's line: byte for byte what `json.dumps` writes for these fields (strings
-    escaped to ASCII), for a fraction of its cost, as it is written for every request."""
+    """A request's line: byte for byte what `json.dumps` writes for these fields (strings
+    escaped to ASCII, None as null), for a fraction of its cost, as it is written for every
+    request."""
     return (
         f'{{"time": {json_string(when)}, "request_id": {json_string(request_id)},'
-        f' "method": {json_string(method)}, "path": {json_string(path)}, "status": {status},'
-        f' "bytes": {size}, "duration_ms": {duration_ms!r}, "client": {json_string(client)},'
-        f' "pid": {pid}}}'
+        f' "method": {"null" if method is None else json_string(method)},'
+        f' "path": {"null" if path is None else json_string(path)}, "status": {status},'
+        f' "bytes": {size}, "duration_ms": {"null" if duration_ms is None else repr(duration_ms)},'
+        f' "client": {json_string(client)}, "pid": {pid}}}'
     )
+
+
+def write_line(line: str) -> None:
+    # Logger.handle rather than .info: the record needs no caller lookup (file, line).
+    logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
 
 
 def log_refusal(status: int, size: int, client: str) -> None:
     """The line of a request the server refused before Django saw it (sumservice/worker.py):
-    no method or path (its head may not have been read, or read at all), the peer as client."""
+    no method, path or duration (its head may not have been read, or read at all), the peer as
+    client."""
     if logger.isEnabledFor(logging.INFO):
-        fields = {
-            "time": utc_timestamp(time.time_ns()),
-            "request_id": new_request_id(),
-            "method": None,
-            "path": None,
-            "status": status,
-            "bytes": size,
-            "duration_ms": None,
-            "client": client,
-            "pid": os.getpid(),
-        }
-        logger.info(json.dumps(fields))
+        when = utc_timestamp(time.time_ns())
+        write_line(
+            log_line(when, new_request_id(), None, None, status, size, None, client, os.getpid())
+        )
 
 
 def body_size(request: HttpRequest, response: HttpResponse) -> int:
@@ -123,6 +122,5 @@ class RequestLogMiddleware:
             client_address(request),
             os.getpid(),
         )
-        # Logger.handle rather than .info: the record needs no caller lookup (file, line).
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
+        write_line(line)
         return response
