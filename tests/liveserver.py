@@ -175,7 +175,11 @@ class LiveServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        self.close()
+
+    def close(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server (if it runs) with `sig`, and remove its folder (log, state)."""
+        self.stop(sig)
         self._tempdir.cleanup()
 
 

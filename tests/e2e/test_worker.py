@@ -1054,8 +1054,7 @@ def test_sigterm_answers_every_request_in_flight_and_exits_within_the_graceful_t
             server.process.wait(timeout=graceful + 10)
             exited_after = time.monotonic() - stopped
     finally:
-        server.stop(signal.SIGKILL)
-        server._tempdir.cleanup()
+        server.close(signal.SIGKILL)
     assert [status for status, _ in answers] == [200] * 20
     assert {answer["sum"] for _, answer in answers} == {expected}
     assert exited_after < graceful
@@ -1094,8 +1093,7 @@ def test_sigterm_answers_the_requests_pipelined_behind_those_in_flight() -> None
             answers = [future.result() for future in futures]
             server.process.wait(timeout=40)
     finally:
-        server.stop(signal.SIGKILL)
-        server._tempdir.cleanup()
+        server.close(signal.SIGKILL)
     for answered in answers:
         assert [(status, total) for status, total, _ in answered] == [
             (200, "1500001"),
