@@ -186,20 +186,30 @@ def test_without_a_terminal_it_asks_for_the_environment_variable(
     assert service.sent == []
 
 
-def test_ctrl_c_at_the_prompt_exits_130_without_a_traceback(
+@pytest.mark.parametrize(
+    ("pressed", "status", "stderr"),
+    [
+        (KeyboardInterrupt, 130, "\n"),  # Ctrl-C: no traceback
+        (EOFError, 1, "\nsumclient: error: no password given\n"),  # Ctrl-D
+    ],
+)
+def test_ctrl_c_or_ctrl_d_at_the_prompt_sends_nothing(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     service: FakeService,
     document_file: Path,
+    pressed: type[BaseException],
+    status: int,
+    stderr: str,
 ) -> None:
     def interrupted(prompt: str = "") -> str:
-        raise KeyboardInterrupt
+        raise pressed
 
     monkeypatch.setattr(getpass, "getpass", interrupted)
 
-    assert cli.main(["--username", "alice", "sum", str(document_file)]) == 130
+    assert cli.main(["--username", "alice", "sum", str(document_file)]) == status
 
-    assert capsys.readouterr() == ("", "\n")
+    assert capsys.readouterr() == ("", stderr)
     assert service.sent == []
 
 
@@ -240,49 +250,26 @@ def test_a_url_the_client_cannot_use_is_a_usage_error(
     assert service.sent == []
 
 
-def test_a_closed_standard_input_is_one_line_and_exit_1(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], service: FakeService
-) -> None:
-    monkeypatch.setenv("SUMCLIENT_PASSWORD", "secret")
-    monkeypatch.setattr("sys.stdin", None)  # as Python sets it when started with stdin closed
-
-    assert cli.main(["--username", "alice", "sum", "-"]) == 1
-
-    assert capsys.readouterr().err == (
-        "sumclient: error: standard input is closed: give the document as a FILE instead\n"
-    )
-    assert service.sent == []
-
-
-def test_a_closed_standard_output_is_one_line_and_exit_1(
+@pytest.mark.parametrize(
+    ("stream", "said"),
+    [
+        ("stdin", "standard input is closed: give the document as a FILE instead"),
+        ("stdout", "standard output is closed: there is nowhere to print the hash"),
+    ],
+)
+def test_a_closed_standard_stream_is_one_line_and_exit_1(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     service: FakeService,
     document_file: Path,
+    stream: str,
+    said: str,
 ) -> None:
     monkeypatch.setenv("SUMCLIENT_PASSWORD", "secret")
-    monkeypatch.setattr("sys.stdout", None)  # as Python sets it when started with stdout closed
+    monkeypatch.setattr(f"sys.{stream}", None)  # as Python sets it when started with it closed
+    document = "-" if stream == "stdin" else str(document_file)
 
-    assert cli.main(["--username", "alice", "sum", str(document_file)]) == 1
+    assert cli.main(["--username", "alice", "sum", document]) == 1
 
-    assert capsys.readouterr().err == (
-        "sumclient: error: standard output is closed: there is nowhere to print the hash\n"
-    )
-    assert service.sent == []
-
-
-def test_ctrl_d_at_the_prompt_says_no_password_was_given(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    service: FakeService,
-    document_file: Path,
-) -> None:
-    def end_of_input(prompt: str = "") -> str:
-        raise EOFError
-
-    monkeypatch.setattr(getpass, "getpass", end_of_input)
-
-    assert cli.main(["--username", "alice", "sum", str(document_file)]) == 1
-
-    assert capsys.readouterr() == ("", "\nsumclient: error: no password given\n")
+    assert capsys.readouterr().err == f"sumclient: error: {said}\n"
     assert service.sent == []
