@@ -353,6 +353,27 @@ def test_http_only_redirects_and_https_sends_hsts(cluster: Cluster):
     assert discovery["jwks_uri"].startswith("https://")
 
 
+def test_tls_1_2_is_offered_with_aead_ciphers_only(cluster: Cluster):
+    host, port = cluster.nginx.url.removeprefix("https://").split(":")
+
+    def handshake(ciphers: str) -> str:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # a test's own certificate
+        tls.maximum_version = ssl.TLSVersion.TLSv1_2
+        tls.set_ciphers(ciphers)
+        plain = socket.create_connection((host, int(port)), timeout=10)
+        with tls.wrap_socket(plain, server_hostname=host) as sock:
+            return sock.cipher()[0]
+
+    assert handshake("ECDHE+AESGCM").endswith(("-AES128-GCM-SHA256", "-AES256-GCM-SHA384"))
+    for weak in (
+        "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA",
+        "ECDHE+AES+SHA256:ECDHE+AES+SHA384",
+    ):
+        with pytest.raises(ssl.SSLError):
+            handshake(weak)
+
+
 def test_the_client_address_and_request_id_pass_through(cluster: Cluster):
     nginx = cluster.nginx
     access_log = nginx.prefix / "access.log"
