@@ -82,7 +82,7 @@ class SumClient:
         timeout: float | tuple[float | None, float | None] | None = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
     ) -> None:
-        _check_base_url(base_url)
+        base_url = _checked_base_url(base_url)
         if token is not None and not isinstance(token, str):
             raise TypeError(f"token must be a str or None, not {type(token).__name__}")
         # urllib3 checks the values only once a request is made: a mistake shows here instead.
@@ -163,6 +163,16 @@ class SumClient:
                 f"sum_json() takes JSON text as str or bytes, not {type(document).__name__}"
             )
         return self._sum_body(document)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock cannot be pickled (nor deep-copied): a copy gets a lock of its own.
+        state = self.__dict__.copy()
+        del state["_renewing"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._renewing = threading.Lock()
 
     def close(self) -> None:
         """Close the ``requests.Session`` the client created (not one it was given)."""
@@ -254,6 +264,12 @@ class SumClient:
                 f"cannot send the request to {shown}: {_shown(url, str(exc))}",
                 request=getattr(exc, "request", None),
             ) from exc
+        except ValueError as exc:
+            # requests reads a redirect's Location even when it does not follow it: one that is
+            # no URL (an unclosed IPv6 bracket) fails there, with the answer lost.
+            raise TransportError(
+                f"the answer from {shown} cannot be read (its Location?): {exc}"
+            ) from exc
         try:
             _read_answer(response)
         except requests.exceptions.ContentDecodingError as exc:
@@ -295,8 +311,8 @@ def _read_answer(response: requests.Response) -> None:
                 if len(content) > MAX_ANSWER_BYTES:
                     break
     finally:
-        # Where requests keeps what it has read (Response.content reads into it); what came
-        # before a failure, for an answer that could not be decoded.
+        # Where requests keeps what it has read (Response.content reads into it); set on a
+        # failure too, so that the content of an answer that could not be decoded reads empty.
         response._content = bytes(content[: MAX_ANSWER_BYTES + 1])
 
 
@@ -338,10 +354,11 @@ def _redirect_advice(response: requests.Response) -> str:
     location = response.headers.get("Location")
     if not location:
         return ""
+    # Parsed already: requests reads a Location it does not follow (_post).
     target = urljoin(response.url, location)
     endpoint = "/" + urlsplit(response.url).path.rstrip("/").rsplit("/", 1)[-1]
-    path = urlsplit(target).path
-    if path.endswith(endpoint) and not urlsplit(target).query:
+    parts = urlsplit(target)
+    if parts.path.endswith(endpoint) and not parts.query:
         base = target[: target.rindex(endpoint)]
         return f", redirecting to {_shown(target)}: the service may be at base_url {_shown(base)}"
     return f", redirecting to {_shown(target)}"
@@ -389,20 +406,25 @@ def _json_answer(response: requests.Response) -> Any:
         ) from exc
 
 
-def _check_base_url(base_url: str) -> None:
+def _checked_base_url(base_url: str) -> str:
+    """The base URL without surrounding whitespace; a ValueError for one that cannot reach a
+    service (no http or https scheme, no host, a port that is not one, a query or fragment)."""
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
+    base_url = base_url.strip()
     try:
-        parts = urlsplit(base_url.strip())
-    except ValueError:  # e.g. an unclosed IPv6 bracket: requests says more at the first request
-        return
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number up to 65535)
+    except ValueError as exc:
+        raise ValueError(f"base_url cannot be parsed ({exc}): {_shown(base_url)!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(
             "base_url must be an http:// or https:// URL with a host, such as"
             f" http://127.0.0.1:8000, not {_shown(base_url)!r}"
         )
-    if parts.query or parts.fragment or base_url.rstrip().endswith(("?", "#")):
+    if parts.query or parts.fragment or base_url.endswith(("?", "#")):
         raise ValueError(f"base_url must not carry a query or a fragment: {_shown(base_url)!r}")
+    return base_url
 
 
 def _shown(url: str, text: str | None = None) -> str:
