@@ -78,7 +78,7 @@ EXPOSE 8000
 # itself (--certfile in GUNICORN_CMD_ARGS), its certificate unchecked: the check asks whether
 # this container answers, not who it is.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, ssl, urllib.request; tls = '--certfile' in os.environ.get('GUNICORN_CMD_ARGS', ''); urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz', timeout=2, context=ssl._create_unverified_context() if tls else None)"]
+    CMD ["python", "-c", "import os, ssl, urllib.request; tls = '--certfile' in os.environ.get('GUNICORN_CMD_ARGS', ''); urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:' + (os.environ.get('PORT', '').strip() or '8000') + '/healthz', timeout=2, context=ssl._create_unverified_context() if tls else None)"]
 
 # gunicorn's master handles SIGTERM (docker stop, a rolling update) by letting requests in
 # flight finish within GUNICORN_GRACEFUL_TIMEOUT; every other setting is read from the

@@ -63,9 +63,9 @@ errorlog = "-"
 loglevel = env_choice(
     "GUNICORN_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")
 )
-# Peers whose X-Forwarded-Proto (and gunicorn's other scheme headers) set the request's scheme,
-# and whose header names with "_" are kept: behind a TLS-ending proxy, for https URLs. The client
-# address behind a proxy is SUMSERVICE_TRUSTED_PROXIES' (api/client_address.py), not this.
+# Peers whose X-Forwarded-Proto (and gunicorn's other scheme headers) set the request's scheme:
+# behind a TLS-ending proxy, for https URLs. The client address behind a proxy is
+# SUMSERVICE_TRUSTED_PROXIES' (api/client_address.py), not this.
 forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 

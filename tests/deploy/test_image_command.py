@@ -350,7 +350,7 @@ def test_the_health_check_asks_over_https_where_gunicorn_serves_tls(tmp_path: Pa
     with LiveServer(workers=1, tls=(certificate, key)) as server:
         env = {
             **os.environ,
-            "PORT": str(server.port),
+            "PORT": f" {server.port}",  # gunicorn.conf.py takes it trimmed; so must the check
             "GUNICORN_CMD_ARGS": server.env["GUNICORN_CMD_ARGS"],
         }
         checked = subprocess.run(

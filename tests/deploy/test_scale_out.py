@@ -503,18 +503,25 @@ def test_a_token_in_the_url_is_refused_and_never_logged(cluster: Cluster):
     nginx = cluster.nginx
     token = get_token(nginx)
     large = b"[" + b"1," * MIB + b"1]"  # 2 MiB: buffered to a file, with a warning
-    in_url = requests.post(
-        f"{nginx.url}/sum?access_token={token}",
-        data=large,
-        headers={"Content-Type": "application/json"},
-        timeout=15,
-    )
-    assert in_url.status_code == 400
-    assert in_url.headers["Content-Type"] == "application/json"
-    assert in_url.headers["Strict-Transport-Security"] == "max-age=31536000"
-    assert in_url.json() == {
-        "detail": "Send the access token in an Authorization: Bearer header, not in the URL."
-    }
+    # $arg_access_token alone names the first such parameter, and `if` takes "" or 0 for none.
+    for query in (
+        "access_token={}",
+        "access_token=&access_token={}",
+        "access_token=0&access_token={}",
+        "x=1&ACCESS_TOKEN={}",
+    ):
+        in_url = requests.post(
+            f"{nginx.url}/sum?{query.format(token)}",
+            data=large,
+            headers={"Content-Type": "application/json"},
+            timeout=15,
+        )
+        assert in_url.status_code == 400, query
+        assert in_url.headers["Content-Type"] == "application/json"
+        assert in_url.headers["Strict-Transport-Security"] == "max-age=31536000"
+        assert in_url.json() == {
+            "detail": "Send the access token in an Authorization: Bearer header, not in the URL."
+        }
     # The same request with the token in its header is summed, and warned about.
     in_header = requests.post(
         f"{nginx.url}/sum?note=large",

@@ -16,7 +16,9 @@
 
   // Keeps the token; returns what is wrong with it, or "" when nothing is.
   function keep(value) {
-    // A pasted "Bearer <token>", or one in quotes, is taken as the token.
+    // A pasted "Bearer <token>", or one in quotes (the prefix inside them or not), is taken as
+    // the token.
+    value = $.trim(value).replace(QUOTES, "");
     value = $.trim($.trim(value).replace(/^bearer\s+/i, "").replace(QUOTES, ""));
     if (value && BEARER_TOKEN.test(value)) {
       window.sessionStorage.setItem(KEY, value);
