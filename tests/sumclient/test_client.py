@@ -326,45 +326,49 @@ def test_a_redirect_is_not_followed(sum_client: SumClient, service: FakeService)
     assert service.paths() == ["/auth"]
 
 
+REDIRECTED = f"unexpected answer (308 Permanent Redirect from {BASE_URL}/sum), redirecting to"
+
+
 @pytest.mark.parametrize(
-    ("location", "advice"),
+    ("location", "raised", "message"),
     [
         (
             "/v2/sum",
-            "redirecting to http://sum.test/v2/sum: the service may be at base_url"
-            " http://sum.test/v2",
+            UnexpectedResponseError,
+            f"{REDIRECTED} http://sum.test/v2/sum: the service may be at base_url http://sum.test/v2",
         ),
         (
             "https://sum.test/sum",
-            "redirecting to https://sum.test/sum: the service may be at base_url https://sum.test",
+            UnexpectedResponseError,
+            f"{REDIRECTED} https://sum.test/sum: the service may be at base_url https://sum.test",
         ),
-        ("https://sum.test/login?next=/sum", "redirecting to https://sum.test/login?next=/sum"),
+        (
+            "https://sum.test/login?next=/sum",
+            UnexpectedResponseError,
+            f"{REDIRECTED} https://sum.test/login?next=/sum",
+        ),
+        # No URL: requests cannot read it, even to not follow it.
+        (
+            "http://[::1/sum",
+            TransportError,
+            f"the answer from {BASE_URL}/sum cannot be read (its Location?): Invalid IPv6 URL",
+        ),
     ],
 )
 def test_a_redirects_message_names_the_base_url_it_points_to(
-    signed_in: SumClient, service: FakeService, location: str, advice: str
+    signed_in: SumClient,
+    service: FakeService,
+    location: str,
+    raised: type[SumClientError],
+    message: str,
 ) -> None:
     service.reply(308, raw=b"", Location=location)
 
-    with pytest.raises(UnexpectedResponseError) as caught:
+    with pytest.raises(raised) as caught:
         signed_in.sum([1])
 
-    assert str(caught.value) == (
-        f"unexpected answer (308 Permanent Redirect from {BASE_URL}/sum), {advice}"
-    )
-
-
-def test_a_location_that_is_no_url_is_a_transport_error(
-    signed_in: SumClient, service: FakeService
-) -> None:
-    service.reply(308, raw=b"", Location="http://[::1/sum")
-
-    with pytest.raises(TransportError) as caught:
-        signed_in.sum([1])
-
-    assert str(caught.value) == (
-        f"the answer from {BASE_URL}/sum cannot be read (its Location?): Invalid IPv6 URL"
-    )
+    assert type(caught.value) is raised
+    assert str(caught.value) == message
 
 
 def test_a_requests_exception_becomes_a_transport_error(

@@ -14,12 +14,15 @@
     return window.sessionStorage.getItem(KEY) || "";
   }
 
+  function unquoted(value) {
+    return $.trim($.trim(value).replace(QUOTES, ""));
+  }
+
   // Keeps the token; returns what is wrong with it, or "" when nothing is.
   function keep(value) {
     // A pasted "Bearer <token>", or one in quotes (the prefix inside them or not), is taken as
     // the token.
-    value = $.trim(value).replace(QUOTES, "");
-    value = $.trim($.trim(value).replace(/^bearer\s+/i, "").replace(QUOTES, ""));
+    value = unquoted(unquoted(value).replace(/^bearer\s+/i, ""));
     if (value && BEARER_TOKEN.test(value)) {
       window.sessionStorage.setItem(KEY, value);
       return "";
