@@ -145,25 +145,19 @@ SUMSERVICE = {
         maximum=limits.MAX_INLINE_BODY_BYTES,
     ),
     "LARGE_REQUEST_THREADS": env_int("SUMSERVICE_LARGE_REQUEST_THREADS", 2, minimum=1),
+    # Requests per client address to /auth, and per token subject to /sum; None: no limit.
+    "AUTH_RATE": env_rate("SUMSERVICE_AUTH_RATE", "60/minute"),
+    "SUM_RATE": env_rate("SUMSERVICE_SUM_RATE", "off"),
+    # Peers whose X-Forwarded-For is believed (addresses or networks; `*`: any), so that the
+    # client address is the one the nearest untrusted hop connected from.
+    "TRUSTED_PROXIES": env_list("SUMSERVICE_TRUSTED_PROXIES", "127.0.0.1,::1"),
+    # /auth takes two short strings: a body over this is refused (413) before it is read.
+    "AUTH_MAX_BODY_BYTES": env_int("SUMSERVICE_AUTH_MAX_BODY_BYTES", 64 * 1024, minimum=1),
+    # GET /metrics, and the counting behind it.
+    "METRICS": env_bool("SUMSERVICE_METRICS", True),
+    # Swagger UI at /docs/ and Redoc at /redoc/; false: 404 (the schema stays).
+    "DOCS": env_bool("SUMSERVICE_DOCS", True),
 }
-
-# --- Operating: rate limits, the cache that counts them, trusted proxies, /auth's body limit,
-# metrics.
-
-SUMSERVICE.update(
-    {
-        # Requests per client address to /auth, and per token subject to /sum; None: no limit.
-        "AUTH_RATE": env_rate("SUMSERVICE_AUTH_RATE", "60/minute"),
-        "SUM_RATE": env_rate("SUMSERVICE_SUM_RATE", "off"),
-        # Peers whose X-Forwarded-For is believed (addresses or networks; `*`: any), so that
-        # the client address is the one the nearest untrusted hop connected from.
-        "TRUSTED_PROXIES": env_list("SUMSERVICE_TRUSTED_PROXIES", "127.0.0.1,::1"),
-        # /auth takes two short strings: a body over this is refused (413) before it is read.
-        "AUTH_MAX_BODY_BYTES": env_int("SUMSERVICE_AUTH_MAX_BODY_BYTES", 64 * 1024, minimum=1),
-        # GET /metrics, and the counting behind it.
-        "METRICS": env_bool("SUMSERVICE_METRICS", True),
-    }
-)
 
 # prometheus_client counts in files wherever this variable is set, even to nothing; set to
 # nothing, it is unset, as every variable here (gunicorn.conf.py names a folder for it).
@@ -255,8 +249,6 @@ REST_FRAMEWORK = {
 
 # --- Exploring: the OpenAPI schema, Swagger UI and Redoc. The schema's content is
 # described in api/schema.py; these are drf-spectacular's settings.
-# Swagger UI at /docs/ and Redoc at /redoc/; false: 404 (the schema stays).
-SUMSERVICE["DOCS"] = env_bool("SUMSERVICE_DOCS", True)
 SPECTACULAR_SETTINGS = {
     "TITLE": "sumservice",
     "DESCRIPTION": (
