@@ -16,9 +16,11 @@ and stays there: Django reads it as a file, and /sum's parser takes it in place
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import mmap
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +89,7 @@ class BufferedWSGIApplication:
         # Twice the threads' worth of the largest bodies: one being summed and the next being
         # received, per thread, when they are that large; more of them when they are smaller.
         self.large_bodies = LargeBodyBudget(2 * threads * _huge_pages(max_body_bytes))
+        self._thread_contexts = threading.local()
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,7 +115,7 @@ class BufferedWSGIApplication:
             if client:
                 environ["REMOTE_PORT"] = str(client[1])
             if length <= self.inline_body_bytes:
-                status, headers, content = self._run(environ)
+                status, headers, content = self._thread_context().run(self._run, environ)
             else:
                 loop = asyncio.get_running_loop()
                 in_thread = loop.run_in_executor(self.executor, self._run, environ)
@@ -204,6 +207,16 @@ class BufferedWSGIApplication:
         mapping = _large_buffer(room)
         mapping[: len(buffer)] = buffer
         return mapping
+
+    def _thread_context(self) -> contextvars.Context:
+        """The context the application runs in on this thread, the same for every request.
+        Django keeps per-thread state (its caches and their connections) in asgiref Locals,
+        which live in the running context: in each request's own task they would be made anew
+        for every request. The executor's threads keep their own context already."""
+        context = getattr(self._thread_contexts, "context", None)
+        if context is None:
+            context = self._thread_contexts.context = contextvars.Context()
+        return context
 
     def _run(self, environ: dict) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Call the WSGI application; its status, headers and whole body."""

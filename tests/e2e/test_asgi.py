@@ -352,6 +352,45 @@ def test_an_answer_the_application_gave_no_length_gets_its_length() -> None:
     assert (b"content-length", b"26") in sent[0]["headers"]
 
 
+def test_the_application_keeps_its_per_thread_state_across_requests() -> None:
+    """As in a WSGI server's threads: Django's caches (and the connections they hold) made in
+    one request are there for the next on the same thread, though each request runs in a task
+    of its own, inline or in the large-request thread."""
+    from django.core.cache import caches
+
+    seen: list[tuple[str, object]] = []
+
+    def wsgi(environ: dict, start_response):
+        seen.append((threading.current_thread().name, caches["default"]))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    app = bridge(wsgi)
+
+    async def request(size: int) -> None:
+        body = b"[" + b"1" * (size - 2) + b"]"
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            pass
+
+        await app(http_scope([(b"content-length", str(size).encode())]), receive, send)
+
+    async def in_tasks_of_their_own() -> None:
+        for size in (3, 3, 64, 64):  # inline twice, then in the thread twice
+            await asyncio.create_task(request(size))
+
+    asyncio.run(in_tasks_of_their_own())
+    app.executor.shutdown()
+    threads = [thread for thread, _ in seen]
+    assert threads == ["MainThread", "MainThread", "large-request_0", "large-request_0"]
+    assert seen[0][1] is seen[1][1]
+    assert seen[2][1] is seen[3][1]
+
+
 def reader(environ: dict, start_response):
     """Reads the body as Django may (lines, sizes, the rest) and as /sum's parser does (the
     received view), and answers what each saw."""

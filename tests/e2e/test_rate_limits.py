@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 
 from tests.liveserver import LiveServer, stop_together
@@ -102,6 +103,22 @@ def test_sum_is_limited_per_subject_across_instances(two_instances) -> None:
     assert [a.status_code for a in answers] == [200] * 4
     assert_429(post_sum(second, b"[1]", tokens["carol"]), 4)
     assert post_sum(second, b"[1]", tokens["dave"]).status_code == 200
+
+
+def test_a_worker_counts_over_the_connection_to_redis_it_keeps(redis_server) -> None:
+    """A rate-limited request costs a round trip to Redis, not a new connection to it."""
+    env = {"SUMSERVICE_CACHE_URL": redis_server.url, "SUMSERVICE_AUTH_RATE": "1000/minute"}
+    stats = redis.Redis.from_url(redis_server.url)
+    with LiveServer(workers=1, env=env) as server, requests.Session() as session:
+        assert post_auth(server).status_code == 200  # the worker connects
+        before = stats.info("stats")["total_connections_received"]
+        statuses = [
+            session.post(server.url + "/auth", json=CREDENTIALS, timeout=10).status_code
+            for _ in range(20)
+        ]
+        after = stats.info("stats")["total_connections_received"]
+    assert statuses == [200] * 20
+    assert after == before
 
 
 def test_a_redis_that_hangs_holds_up_no_worker_for_long() -> None:
