@@ -179,6 +179,16 @@ def _remove_abandoned_shared_folders(temporary):
             os.close(lock)
 
 
+def post_fork(server, worker):
+    """Make the shared folders again in each new worker, should they have been removed under
+    the running service (a /tmp cleaner, an operator): its counts and rate limits would fail."""
+    for variable in ("PROMETHEUS_MULTIPROC_DIR", "SUMSERVICE_CACHE_DIR"):
+        try:
+            os.makedirs(os.environ[variable], mode=0o700, exist_ok=True)
+        except OSError as error:
+            server.log.error("Cannot make %s again: %s", variable, error)
+
+
 def child_exit(server, worker):
     """A worker is gone: its live gauges stop counting (prometheus_client's multiprocess mode),
     its counters and histograms join the archive of those gone before, and its connection count

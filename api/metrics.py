@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Callable, Collection, Iterator
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
@@ -73,28 +75,60 @@ RATE_LIMIT_CACHE_ERRORS = Counter(
 )
 
 
+logger = logging.getLogger(__name__)
+
+
+def never_failing(count: Callable[..., None]) -> Callable[..., None]:
+    """`count`, which a failure to write its value (the shared folder removed under a running
+    service) cannot turn into a failed request: the value is lost, and each worker says so once."""
+
+    @wraps(count)
+    def counted(*args: Any) -> None:
+        try:
+            count(*args)
+        except OSError as error:
+            _lost_a_count(error)
+
+    return counted
+
+
+def _lost_a_count(error: OSError) -> None:
+    global _said_lost
+    if not _said_lost:
+        _said_lost = True
+        logger.error("Metrics are not counted: %s", error)
+
+
+_said_lost = False
+
+
 # What the views count, through these: with SUMSERVICE_METRICS=false nothing is counted (nor
 # written to the multiprocess files), as nothing is served.
+@never_failing
 def count_token_issued() -> None:
     if settings.SUMSERVICE["METRICS"]:
         TOKENS_ISSUED.inc()
 
 
+@never_failing
 def count_rate_limited(scope: str) -> None:
     if settings.SUMSERVICE["METRICS"]:
         THROTTLED.labels(scope=scope).inc()
 
 
+@never_failing
 def count_refusal(status: int) -> None:
     if settings.SUMSERVICE["METRICS"]:
         REFUSALS.labels(status=str(status)).inc()
 
 
+@never_failing
 def count_rate_limit_cache_error() -> None:
     if settings.SUMSERVICE["METRICS"]:
         RATE_LIMIT_CACHE_ERRORS.inc()
 
 
+@never_failing
 def observe_sum_body(size: int) -> None:
     if settings.SUMSERVICE["METRICS"]:
         SUM_BODY_BYTES.observe(size)
@@ -133,8 +167,11 @@ class MetricsMiddleware:
         endpoint = endpoint_name(request, response.status_code)
         method = request.method if request.method in _METHODS else "other"
         counted, timed = _series(endpoint, method, response.status_code)
-        counted.inc()
-        timed.observe(time.perf_counter() - started)
+        try:
+            counted.inc()
+            timed.observe(time.perf_counter() - started)
+        except OSError as error:  # as never_failing, without its call on every request
+            _lost_a_count(error)
         return response
 
 
@@ -153,9 +190,13 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return response
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    # Made again if it was removed under the running service: the counts written since are
+    # lost, and a scrape answers what is counted from here on.
+    os.makedirs(folder, mode=0o700, exist_ok=True)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    with _folder_lock(os.environ["PROMETHEUS_MULTIPROC_DIR"], fcntl.LOCK_SH):
+    with _folder_lock(folder, fcntl.LOCK_SH):
         text = generate_latest(registry)
     return HttpResponse(text, content_type=CONTENT_TYPE_LATEST)
 

@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.test import Client
 from django.test.utils import override_settings
+from prometheus_client import Counter, Histogram
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
+from api import metrics
 from api.metrics import fold_dead_workers
 from api.tests.utils import issue_token, post_sum, use_unreachable_redis
 
@@ -117,6 +120,30 @@ def test_turned_off_nothing_is_counted(client: Client, settings: Any) -> None:
     ):
         counted = {key: value for key, value in after.items() if key[0] == name}
         assert counted == {key: before[key] for key in counted if key in before}, name
+
+
+def test_a_count_that_cannot_be_written_fails_no_request(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The multiprocess files' folder removed under a running worker: requests are answered,
+    the counts lost, and the log says so once."""
+
+    monkeypatch.setattr(metrics, "_said_lost", False)  # this process may have said it before
+
+    def unwritable(*args: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/tmp/gone/counter_1.db")
+
+    for kind in (Counter, Histogram):
+        for method in ("inc", "observe"):
+            if hasattr(kind, method):
+                monkeypatch.setattr(kind, method, unwritable)
+    token = issue_token(client)
+    assert post_sum(client, "[1, 2]", token).status_code == 200
+    assert client.get("/healthz").status_code == 200
+    lost = [record for record in caplog.records if record.name == "api.metrics"]
+    assert [record.getMessage() for record in lost] == [
+        "Metrics are not counted: [Errno 2] No such file or directory: '/tmp/gone/counter_1.db'"
+    ]
 
 
 def test_metrics_answer_get_only(client: Client) -> None:

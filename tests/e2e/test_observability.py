@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -206,3 +208,24 @@ def test_recycled_workers_counts_are_kept_in_a_few_files(tmp_path: Path) -> None
         assert {"counter_archive.db", "histogram_archive.db"} <= set(files)
         # The archives, the serving worker's two and the master's two (made at its start).
         assert len(files) <= 6, files
+
+
+def test_shared_folders_removed_under_a_running_service_are_made_again(tmp_path: Path) -> None:
+    """A /tmp cleaner or an operator removes the instance's shared folder: every request is
+    still answered, a worker that starts afterwards counts again, and /metrics answers."""
+    with LiveServer(env={"TMPDIR": str(tmp_path)}, workers=2) as server:
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+        (shared,) = tmp_path.glob("sumservice-*")
+        shutil.rmtree(shared)
+        assert requests.get(server.url + "/metrics", timeout=5).status_code == 200
+        for worker in server.worker_pids():
+            os.kill(worker, signal.SIGTERM)
+            server.wait_for_workers(2, replacing={worker})
+        answers = [
+            requests.post(server.url + "/auth", json={"username": "a", "password": "b"}, timeout=5)
+            for _ in range(4)
+        ] + [requests.get(server.url + "/healthz", timeout=5) for _ in range(4)]
+        assert [answer.status_code for answer in answers] == [200] * 8
+        labels = (("endpoint", "healthz"), ("method", "GET"), ("status", "200"))
+        assert metric_samples(server)[("sumservice_http_requests_total", labels)] == 4
+        assert "Traceback" not in server.log()
