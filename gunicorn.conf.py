@@ -82,8 +82,7 @@ def on_starting(server):
         django.setup()
         from api.tokens import token_backend
 
-        kid = token_backend().keyring.current.kid
-        server.log.info("Signing tokens with key %s", kid)
+        _log_keys(server, token_backend().keyring)
         server.log.info("Parsing HTTP with %s", http_parser_in_use(server.cfg.http_parser))
         # gunicorn keeps what this returns and gives it to every worker. Its own preload_app
         # would load it earlier, before the shared folders above exist: metrics need theirs.
@@ -250,11 +249,15 @@ def on_reload(server):
     except Exception as error:  # a bad key file, an unreadable folder: whatever it is, log it
         server.log.error("Keeping the keys in use; the new ones do not load: %s", error)
         return
-    published = ", ".join(key.kid for key in keyring.previous) or "none"
+    _log_keys(server, keyring)
+
+
+def _log_keys(server, keyring):
+    accepted = ", ".join(key.kid for key in keyring.previous) or "none"
     server.log.info(
         "Signing tokens with key %s; previous keys still accepted: %s",
         keyring.current.kid,
-        published,
+        accepted,
     )
 
 

@@ -19,7 +19,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,14 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
     previous_pem = _text_or_file(
         config["PREVIOUS_KEYS"], config["PREVIOUS_KEYS_FILE"], "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE"
     )
+    previous_variable = (
+        "SUMSERVICE_JWT_PREVIOUS_KEYS"
+        if config["PREVIOUS_KEYS"].strip()
+        else "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE"
+    )
     previous = [
-        _verify_only_key(block, algorithm, "a previous key") for block in _pem_blocks(previous_pem)
+        _verify_only_key(block, algorithm, "a previous key")
+        for block in _pem_blocks(previous_pem, previous_variable)
     ]
     if signing_key_configured(config):
         # A configured but empty key file is an error below, not a silent switch to the state
@@ -341,8 +347,20 @@ def _text_or_file(text: str, path: str, variable: str) -> bytes:
     return b""
 
 
-def _pem_blocks(bundle: bytes) -> Iterable[bytes]:
-    return (match.group(0) for match in _PEM_BLOCK.finditer(bundle))
+def _pem_blocks(bundle: bytes, variable: str) -> list[bytes]:
+    """A bundle's PEM blocks, text around them allowed (RFC 7468). One with none, or with a
+    block not closed, is refused: the keys it was meant to hold would be dropped unsaid."""
+    blocks = [match.group(0) for match in _PEM_BLOCK.finditer(bundle)]
+    if bundle.count(b"-----BEGIN ") != len(blocks):
+        raise ImproperlyConfigured(
+            f"{variable} has a PEM block that is not closed: each -----BEGIN ...----- line"
+            " needs its -----END ...----- line."
+        )
+    if bundle.strip() and not blocks:
+        raise ImproperlyConfigured(
+            f"{variable} holds no PEM key: give -----BEGIN ... KEY----- blocks, or nothing."
+        )
+    return blocks
 
 
 def _write_new_file(path: Path, content: bytes) -> None:

@@ -109,6 +109,38 @@ def test_previous_keys_bundle_is_published_and_found(tmp_path: Path) -> None:
     assert ring.find("nope") is None
 
 
+@pytest.mark.parametrize(
+    ("bundle", "message"),
+    [
+        ("garbage", "holds no PEM key"),
+        ("-----BEGIN PUBLIC KEY-----\nMFkw\n----END PUBLIC KEY-----\n", "not closed"),
+        ("{first}-----BEGIN PUBLIC KEY-----\nMFkw\n", "not closed"),
+    ],
+    ids=["no key", "an END line short of a dash", "a second key cut short"],
+)
+def test_previous_keys_that_are_not_all_pem_keys_stop_the_start(
+    tmp_path: Path, bundle: str, message: str
+) -> None:
+    """Else the keys that cannot be read would be dropped, and the tokens they signed refused."""
+    bundle = bundle.format(first=public_pem(generate_private_key("ES256")))
+    for settings in (
+        config(tmp_path, PREVIOUS_KEYS=bundle),
+        config(tmp_path, PREVIOUS_KEYS_FILE=str(tmp_path / "previous.pem")),
+    ):
+        (tmp_path / "previous.pem").write_text(bundle)
+        with pytest.raises(ImproperlyConfigured, match=message) as refused:
+            load_keyring(settings, "ES256")
+        variable = refused.value.args[0].split()[0]
+        given = "PREVIOUS_KEYS_FILE" if settings["PREVIOUS_KEYS_FILE"] else "PREVIOUS_KEYS"
+        assert variable == f"SUMSERVICE_JWT_{given}"
+
+
+def test_previous_keys_may_have_text_around_them(tmp_path: Path) -> None:
+    """RFC 7468: text outside the encapsulation boundaries (a note of where a key came from)."""
+    bundle = "retired 2026-12-01\n" + public_pem(generate_private_key("ES256")) + "end of list\n"
+    assert len(load_keyring(config(tmp_path, PREVIOUS_KEYS=bundle), "ES256").previous) == 1
+
+
 def test_published_keys_have_no_private_members(tmp_path: Path) -> None:
     for algorithm in ("ES256", "RS256"):
         ring = load_keyring(config(tmp_path / algorithm), algorithm)

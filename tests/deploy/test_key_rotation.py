@@ -17,6 +17,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -72,6 +73,14 @@ def test_replicas_mid_rotation_accept_each_others_tokens():
         assert not accepts(step0, from_step2)
         # Step 3 is for after the lifetime: by then no token of the old key is still valid.
         assert not accepts(step3, from_step1) and accepts(step3, from_step2)
+        # Each replica's start log names the keys it signs with and accepts.
+        current, accepted = requests.get(step1.url + "/.well-known/jwks.json", timeout=5).json()[
+            "keys"
+        ]
+        assert (
+            f"Signing tokens with key {current['kid']}; previous keys still accepted:"
+            f" {accepted['kid']}\n" in step1.log()
+        )
 
 
 def compose_rotation_steps() -> list[str]:
