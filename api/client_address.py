@@ -91,11 +91,14 @@ def _is_trusted(address: str, trust_all: bool, networks: tuple[Network, ...]) ->
 
 
 def client_address(request: HttpRequest) -> str:
-    return _client_behind(
-        request.META.get("REMOTE_ADDR") or "",
-        request.META.get("HTTP_X_FORWARDED_FOR", ""),
-        tuple(settings.SUMSERVICE["TRUSTED_PROXIES"]),
+    return address_behind(
+        request.META.get("REMOTE_ADDR") or "", request.META.get("HTTP_X_FORWARDED_FOR", "")
     )
+
+
+def address_behind(peer: str, forwarded: str) -> str:
+    """The client's address, from the peer that connected and the X-Forwarded-For it sent."""
+    return _client_behind(peer, forwarded, tuple(settings.SUMSERVICE["TRUSTED_PROXIES"]))
 
 
 # Clients come back with the same peer and header: parsing addresses once per pair is enough.

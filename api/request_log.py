@@ -27,7 +27,11 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def request_id(request: HttpRequest) -> str:
-    sent = request.META.get("HTTP_X_REQUEST_ID", "")
+    return request_id_or_new(request.META.get("HTTP_X_REQUEST_ID", ""))
+
+
+def request_id_or_new(sent: str) -> str:
+    """The id a client sent, when it is letters, digits and `._:-` only; else a new one."""
     return sent if _REQUEST_ID.fullmatch(sent) else new_request_id()
 
 
@@ -78,15 +82,12 @@ def write_line(line: str) -> None:
     logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
 
 
-def log_refusal(status: int, size: int, client: str) -> None:
+def log_refusal(status: int, size: int, client: str, request_id: str) -> None:
     """The line of a request the server refused before Django saw it (sumservice/worker.py):
-    no method, path or duration (its head may not have been read, or read at all), the peer as
-    client."""
+    no method, path or duration (its head may not have been read, or read at all)."""
     if logger.isEnabledFor(logging.INFO):
         when = utc_timestamp(time.time_ns())
-        write_line(
-            log_line(when, new_request_id(), None, None, status, size, None, client, os.getpid())
-        )
+        write_line(log_line(when, request_id, None, None, status, size, None, client, os.getpid()))
 
 
 def body_size(request: HttpRequest, response: HttpResponse) -> int:

@@ -58,6 +58,7 @@ from gunicorn.asgi import parser as python_parser
 from gunicorn.asgi import protocol as gunicorn_protocol
 from gunicorn.asgi.protocol import _MAX_FINISHING_APP_CALLS as MAX_FINISHING_APP_CALLS
 from gunicorn.asgi.protocol import ASGIProtocol, BodyReceiver
+from gunicorn.util import http_date
 from gunicorn.workers.gasgi import ASGIWorker
 
 # How long a stopping worker keeps an idle kept-alive connection open for a request the client
@@ -166,6 +167,9 @@ class SumProtocol(ASGIProtocol):
         self._sent_mark = 0  # _delivered() when that deadline was set
         self._moving = False  # closed after this response, for its client to reconnect
         self._received_any = False  # whether the client has sent a byte yet
+        # From a request's last byte until the next request's first; when that came.
+        self._between_requests = False
+        self._head_begun_at: float | None = None
         self._move_decided_on = 0  # the request (req_count) that decision was made on
         # Kept open, the worker stopping, for a request already received behind this one.
         self._serving_pipelined = False
@@ -243,9 +247,12 @@ class SumProtocol(ASGIProtocol):
 
     def _on_message_complete(self) -> None:
         self._clear_deadline()
+        self._between_requests = True
         super()._on_message_complete()
 
     def _feed_callback_parser(self, data) -> bool:
+        if self._between_requests and data:
+            self._next_head_begun()
         try:
             return self._feed_in_pieces(data)
         except ValueError:
@@ -274,6 +281,15 @@ class SumProtocol(ASGIProtocol):
         if start == 0:
             return super()._feed_callback_parser(data)
         return parser is not None and super()._feed_callback_parser(data[start:])
+
+    def _next_head_begun(self) -> None:
+        """The first bytes of a kept-alive connection's next request: no longer idle, its head
+        has the header timeout (and its JSON 408), as a new connection's has."""
+        self._between_requests = False
+        self._head_begun_at = self.worker.loop.time()
+        if self._keepalive_handle is not None:  # waiting for it, idle until now
+            self._cancel_keepalive_timer()
+            self._set_deadline(self.worker.header_timeout, "headers")
 
     def _http1_buffered(self) -> int:
         """What the connection holds that the application has not taken: as good as full
@@ -483,7 +499,12 @@ class SumProtocol(ASGIProtocol):
 
     def _arm_keepalive_timer(self) -> None:
         """While the worker stops, a kept-alive connection waits briefly for a request already
-        on its way, not the whole keep-alive timeout."""
+        on its way, not the whole keep-alive timeout. One whose next head began to arrive
+        while the last request was answered is not idle: the rest of its header timeout."""
+        if not self._between_requests and self._head_begun_at is not None:
+            waited = self.worker.loop.time() - self._head_begun_at
+            self._set_deadline(self.worker.header_timeout, "headers", waited)
+            return
         if self.worker.alive:
             super()._arm_keepalive_timer()
             return
@@ -543,10 +564,13 @@ class SumProtocol(ASGIProtocol):
         )
         self.transport.abort()
 
-    def _set_deadline(self, seconds: float, what: str) -> None:
+    def _set_deadline(self, seconds: float, what: str, elapsed: float = 0.0) -> None:
+        """Answer 408 once `what` has not arrived in `seconds`, `elapsed` of them gone."""
         self._clear_deadline()
         if seconds > 0:
-            self._deadline = self.worker.loop.call_later(seconds, self._expired, seconds, what)
+            self._deadline = self.worker.loop.call_later(
+                max(0.0, seconds - elapsed), self._expired, seconds, what
+            )
 
     def _clear_deadline(self) -> None:
         if self._deadline is not None:
@@ -580,11 +604,16 @@ class SumProtocol(ASGIProtocol):
             return  # a timeout answered already, and closed
         # gunicorn calls this from the `except` that caught its parser's error.
         body = json.dumps({"detail": _sentence(message, status, sys.exc_info()[1])}).encode()
+        # The request's own fields where its head was read, as Django's answers use them.
+        request = self._current_request
+        request_id = _request_id(_field(request, b"x-request-id"))
         head = [
             f"HTTP/1.1 {status} {_reason(status)}",
             "Content-Type: application/json",
             f"Content-Length: {len(body)}",
             *(f"{name}: {value}" for name, value in extra_headers),
+            f"Date: {http_date()}",
+            f"X-Request-ID: {request_id}",
             "Connection: close",
             "",
             "",
@@ -592,17 +621,37 @@ class SumProtocol(ASGIProtocol):
         self._safe_write("\r\n".join(head).encode("latin-1") + body)
         if self._received_any or status != 408:  # not the 408 of a connection left unused
             peer = self.transport.get_extra_info("peername") if self.transport else None
-            _record_refusal(status, len(body), peer[0] if isinstance(peer, tuple) else "")
+            peer_address = peer[0] if isinstance(peer, tuple) else ""
+            forwarded = _field(request, b"x-forwarded-for")
+            _record_refusal(status, len(body), request_id, peer_address, forwarded)
 
 
-def _record_refusal(status: int, size: int, client: str) -> None:
-    """Count and log a refusal made before Django, as Django's answers are. Imported here, in
-    a worker serving: the master imports this module before it makes the metrics folder,
-    which prometheus_client must know of before it is first imported."""
-    from api import metrics, request_log
+def _field(request, name: bytes) -> str:
+    """A request header's value (its values joined, as Django joins them); empty without a
+    head read or the header."""
+    if request is None:
+        return ""
+    return ",".join(
+        value.decode("latin-1") for field, value in request.headers_bytes if field == name
+    )
+
+
+# The api modules are imported where a worker serves, not at this module's import: the master
+# imports this module before it makes the metrics folder, which prometheus_client must know of
+# before it is first imported.
+def _request_id(sent: str) -> str:
+    from api import request_log
+
+    return request_log.request_id_or_new(sent)
+
+
+def _record_refusal(status: int, size: int, request_id: str, peer: str, forwarded: str) -> None:
+    """Count and log a refusal made before Django, as Django's answers are."""
+    from api import client_address, metrics, request_log
 
     metrics.count_refusal(status)
-    request_log.log_refusal(status, size, client)
+    client = client_address.address_behind(peer, forwarded)
+    request_log.log_refusal(status, size, client, request_id)
 
 
 class ConnectionCounts:

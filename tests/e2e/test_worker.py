@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import http.client
 import itertools
 import json
@@ -256,6 +257,48 @@ def test_an_http_1_1_request_without_a_host_is_400(served: str, request) -> None
     assert (status, body) == (200, {"status": "ok"})  # HTTP/1.0 has no Host to require
 
 
+CLIENT_HEADERS = b"X-Forwarded-For: 203.0.113.9\r\nX-Request-ID: {id}\r\n"
+
+
+@BOTH_PARSERS
+@pytest.mark.parametrize(
+    ("raw", "status", "head_read"),
+    [
+        (b"GET /healthz HTTP/1.1\r\n" + CLIENT_HEADERS + b"\r\n", 400, True),
+        (
+            b"POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+            + CLIENT_HEADERS
+            + b"\r\n",
+            501,
+            True,
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + CLIENT_HEADERS + b"No colon\r\n\r\n",
+            400,
+            False,
+        ),
+    ],
+    ids=["no-host", "gzip-chunked", "malformed-head"],
+)
+def test_the_servers_own_refusals_carry_a_request_id_and_a_date(
+    served: str, request, raw: bytes, status: int, head_read: bool
+) -> None:
+    """As Django's answers do: the client's X-Request-ID and its address through trusted proxies
+    (loopback's, by default) where its head was read, the same id in the refusal's log line,
+    and the Date every origin server sends."""
+    server = request.getfixturevalue(served)
+    sent = f"refusal-{request.node.callspec.id}"
+    answered, headers, _ = exchange(server, raw.replace(b"{id}", sent.encode()))
+    assert answered == status
+    assert email.utils.parsedate_to_datetime(headers["date"]).tzinfo is not None
+    request_id = headers["x-request-id"]
+    assert request_id == sent if head_read else re.fullmatch("[0-9a-f]{32}", request_id)
+    time.sleep(0.1)
+    (line,) = [line for line in request_log(server) if line["request_id"] == request_id]
+    assert (line["status"], line["method"]) == (status, None)
+    assert line["client"] == ("203.0.113.9" if head_read else "127.0.0.1")
+
+
 @BOTH_PARSERS
 def test_a_target_in_absolute_form_is_its_path_at_its_host(served: str, request) -> None:
     """As a client talking to a proxy sends it (RFC 9112 section 3.2.2): the target's authority
@@ -458,6 +501,28 @@ def test_a_head_that_takes_too_long_gets_408_and_the_connection_closes() -> None
         assert "within 1 s" in json.loads(body)["detail"]
         assert 0.5 < time.monotonic() - started < 5
         assert sock.recv(1) == b""  # closed
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["after-the-answer", "with-the-request"])
+def test_a_head_begun_on_a_kept_alive_connection_gets_the_header_timeout_and_its_408(
+    pipelined: bool,
+) -> None:
+    """Its first bytes end the connection's idleness: the keep-alive timeout no longer closes
+    it without a word; the header timeout answers it as on a new connection."""
+    env = {"GUNICORN_KEEPALIVE": "1", "GUNICORN_HEADER_TIMEOUT": "3"}
+    first, begun = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"GET /healthz HTTP/1.1\r\n"
+    with LiveServer(env=env, workers=1) as server, connect(server) as sock:
+        stream = sock.makefile("rb")
+        started = time.monotonic()
+        sock.sendall(first + begun if pipelined else first)
+        assert read_response(stream)[0] == 200
+        if not pipelined:
+            started = time.monotonic()
+            sock.sendall(begun)  # and no more
+        status, headers, body = read_response(stream)
+        assert (status, headers["content-type"]) == (408, "application/json")
+        assert json.loads(body)["detail"] == "The request's headers did not arrive within 3 s."
+        assert 2.5 < time.monotonic() - started < 6
 
 
 def test_a_body_that_pauses_longer_than_the_worker_timeout_is_still_awaited() -> None:
