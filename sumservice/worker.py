@@ -603,7 +603,12 @@ class SumProtocol(ASGIProtocol):
         if self._closed:
             return  # a timeout answered already, and closed
         # gunicorn calls this from the `except` that caught its parser's error.
-        body = json.dumps({"detail": _sentence(message, status, sys.exc_info()[1])}).encode()
+        if status == 414:  # each parser words it its own way, gunicorn_h1c's misleadingly
+            limit = self.cfg.limit_request_line
+            detail = f"The request line is over {limit} bytes: send a shorter target."
+        else:
+            detail = _sentence(message, status, sys.exc_info()[1])
+        body = json.dumps({"detail": detail}).encode()
         # The request's own fields where its head was read, as Django's answers use them.
         request = self._current_request
         request_id = _request_id(_field(request, b"x-request-id"))
@@ -1140,10 +1145,14 @@ _PARSER_REFUSALS = {
 def _sentence(message: str, status: int, error: BaseException | None = None) -> str:
     """gunicorn's messages are terse: say what its Python parser refused (`error`, the
     exception it caught), and which status they explain when they are empty."""
+    refused = _PARSER_REFUSALS.get(type(error))
+    if refused:
+        # The refused value itself, quoted to show its spaces; not what ran into the rest of the
+        # head (over a bare CR), which may carry the request's credentials.
+        if message and message.isprintable() and len(message) <= 64:
+            return f'{refused}: "{message}".'
+        return f"{refused}."
     # gunicorn_h1c 0.6.10 formats one message with `%.*s`, which Python's PyErr_Format leaves
     # as it is ("Header field not allowed in trailer: %.*s").
     message = message.replace(": %.*s", ".").strip()
-    refused = _PARSER_REFUSALS.get(type(error))
-    if refused and " " not in message:
-        return f"{refused}: {message}." if message else f"{refused}."
     return message or f"{status} {_reason(status)}"

@@ -157,6 +157,16 @@ def test_a_field_a_trailer_may_not_hold_is_refused_in_a_sentence(server: LiveSer
 
 
 @BOTH_PARSERS
+def test_a_request_line_over_the_limit_is_414_in_a_sentence(served: str, request) -> None:
+    raw = b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    status, _, body = exchange(request.getfixturevalue(served), raw)
+    assert (status, body) == (
+        414,
+        {"detail": "The request line is over 4094 bytes: send a shorter target."},
+    )
+
+
+@BOTH_PARSERS
 @pytest.mark.parametrize("codings", [b"gzip, chunked", b"deflate , Chunked"])
 def test_a_transfer_coding_before_chunked_is_501(served: str, request, codings: bytes) -> None:
     """Not a body summed still compressed: the parsers frame it by chunked and ignore the rest.
@@ -440,11 +450,15 @@ def test_gunicorns_own_refusals_are_json(served: str, raw: bytes, status: int, r
 @pytest.mark.parametrize(
     ("raw", "detail"),
     [
-        (b"get /healthz HTTP/1.1\r\n", "Invalid HTTP method: get."),
-        (b"G@T /healthz HTTP/1.1\r\n", "Invalid HTTP method: G@T."),
-        (b"GET /healthz HTTP/1.1\r\nX : y\r\n", "Invalid header name: X."),
+        (b"get /healthz HTTP/1.1\r\n", 'Invalid HTTP method: "get".'),
+        (b"G@T /healthz HTTP/1.1\r\n", 'Invalid HTTP method: "G@T".'),
+        (b"GET /healthz HTTP/1.1\r\nX : y\r\n", 'Invalid header name: "X ".'),
+        # Not echoed: a version that runs into the next header over a bare CR, with the
+        # credentials it carries.
+        (b"GET /healthz HTTP/1.1\rAuthorization: Bearer secret\r\n", "Invalid HTTP version."),
+        (b"GET /healthz HTTP/1.1 \r\n", 'Invalid HTTP version: "HTTP/1.1 ".'),
     ],
-    ids=["lower-case-method", "method-with-at", "space-before-colon"],
+    ids=["lower-case-method", "method-with-at", "space-before-colon", "bare-cr", "trailing-space"],
 )
 def test_the_python_parsers_refusals_say_what_they_refuse(
     python_parser_server: LiveServer, raw: bytes, detail: str
