@@ -18,6 +18,8 @@ from django.http import HttpRequest
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # RFC 6052's well-known prefix: IPv4 addresses, in its last 32 bits, as IPv6 ones.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IPv4-mapped addresses (RFC 4291 2.5.5.2): how a dual-stack socket names an IPv4 peer.
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 @lru_cache(maxsize=8)
@@ -26,11 +28,12 @@ def _trusted(entries: tuple[str, ...]) -> tuple[bool, tuple[Network, ...]]:
     if "*" in entries:
         return True, ()
     networks = [ipaddress.ip_network(entry, strict=False) for entry in entries]
-    # A proxy named by its NAT64 address is also the IPv4 address its peers are read as.
+    # A proxy named by its NAT64 or IPv4-mapped address is also the IPv4 address its peers are
+    # read as (_plain).
     networks += [
         ipaddress.ip_network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
         for network in networks
-        if network.version == 6 and network.subnet_of(_NAT64)
+        if network.version == 6 and (network.subnet_of(_NAT64) or network.subnet_of(_MAPPED))
     ]
     return False, tuple(networks)
 

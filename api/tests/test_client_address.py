@@ -86,3 +86,14 @@ def test_a_proxy_trusted_by_its_nat64_address_stays_trusted(settings: Any) -> No
     """Its peer is read as the IPv4 address it stands for: trusted by either name."""
     settings.SUMSERVICE = {**settings.SUMSERVICE, "TRUSTED_PROXIES": ["64:ff9b::808:808"]}
     assert address("64:ff9b::808:808", "203.0.113.5") == "203.0.113.5"
+
+
+@pytest.mark.parametrize("entry", ["::ffff:10.0.0.5", "::ffff:10.0.0.0/104"])
+@pytest.mark.parametrize("peer", ["10.0.0.5", "::ffff:10.0.0.5"])
+def test_a_proxy_trusted_as_a_dual_stack_socket_names_it_is_trusted(
+    settings: Any, entry: str, peer: str
+) -> None:
+    """An IPv4 proxy written as IPv4-mapped IPv6, as a dual-stack socket shows its address:
+    its peers are read as IPv4, and the entry with them."""
+    settings.SUMSERVICE = {**settings.SUMSERVICE, "TRUSTED_PROXIES": [entry]}
+    assert address(peer, "203.0.113.5") == "203.0.113.5"
