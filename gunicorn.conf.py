@@ -80,9 +80,20 @@ def on_starting(server):
         import django
 
         django.setup()
+        from django.conf import settings
+
+        from api.throttling import check_cache
         from api.tokens import token_backend
 
         _log_keys(server, token_backend().keyring)
+        if settings.CACHE_URL:
+            failing = check_cache()
+            if failing:
+                server.log.warning(
+                    "The rate limits' cache (SUMSERVICE_CACHE_URL) does not answer (%s): requests"
+                    " are served without rate limits until it does.",
+                    failing,
+                )
         server.log.info("Parsing HTTP with %s", http_parser_in_use(server.cfg.http_parser))
         # gunicorn keeps what this returns and gives it to every worker. Its own preload_app
         # would load it earlier, before the shared folders above exist: metrics need theirs.

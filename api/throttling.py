@@ -16,6 +16,9 @@ import logging
 import math
 import time
 
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+from redis import exceptions as redis_errors
 from rest_framework import settings as drf_settings
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
@@ -94,6 +97,24 @@ class SlidingWindowThrottle(SimpleRateThrottle):
 
     def wait(self) -> float:
         return max(1, math.ceil(self.retry_after))
+
+
+def check_cache() -> str | None:
+    """Whether the rate limits' cache serves, asked once at start: None if it does, or what
+    fails if it does not answer (the limits are off while it does not, as when it stops
+    answering later). One that answers but refuses the service (a password it does not take, a
+    database it lacks) would refuse every count, for good: ImproperlyConfigured."""
+    cache = caches.create_connection("default")
+    try:
+        cache.get("start-check")
+    except (redis_errors.AuthenticationError, redis_errors.ResponseError) as error:
+        raise ImproperlyConfigured(
+            "The rate limits' cache (SUMSERVICE_CACHE_URL) refuses the service:"
+            f" {type(error).__name__}: {error}"
+        ) from None
+    except Exception as error:  # down, or not there yet: as later, the limits wait for it
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 class AuthRateThrottle(SlidingWindowThrottle):

@@ -148,6 +148,36 @@ def test_a_redis_that_hangs_holds_up_no_worker_for_long() -> None:
     assert "Traceback" not in log
 
 
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        ("redis://:not-this-one@127.0.0.1:{port}/0", "AuthenticationError"),
+        ("redis://127.0.0.1:{port}/0", "AuthenticationError"),  # no password given
+        ("redis://:the-one-it-takes@127.0.0.1:{port}/99", "DB index is out of range"),
+    ],
+    ids=["a-password-it-refuses", "no-password", "a-database-it-lacks"],
+)
+def test_a_redis_that_refuses_the_service_stops_the_start(url: str, refusal: str) -> None:
+    """It answers, and would refuse every count: the limits would be off for good."""
+    with RedisServer() as redis_server:
+        redis.Redis.from_url(redis_server.url).config_set("requirepass", "the-one-it-takes")
+        env = {"SUMSERVICE_CACHE_URL": url.format(port=redis_server.port)}
+        with pytest.raises(RuntimeError) as failed:
+            LiveServer(env=env, workers=1).start()
+    message = str(failed.value)
+    assert "The rate limits' cache (SUMSERVICE_CACHE_URL) refuses the service" in message
+    assert refusal in message and "not-this-one" not in message and "the-one" not in message
+
+
+def test_a_redis_that_does_not_answer_at_start_is_waited_for() -> None:
+    """Down at start, as later: served without limits meanwhile, and the log says so."""
+    with RedisServer() as redis_server:
+        url = redis_server.url
+    with LiveServer(env={"SUMSERVICE_CACHE_URL": url}, workers=1) as server:
+        assert post_auth(server).status_code == 200
+        assert "The rate limits' cache (SUMSERVICE_CACHE_URL) does not answer" in server.log()
+
+
 def test_a_bad_rate_stops_the_start_with_a_message() -> None:
     with pytest.raises(RuntimeError) as failed:
         LiveServer(env={"SUMSERVICE_AUTH_RATE": "lots"}).start()
