@@ -117,8 +117,9 @@ _SHARED = "SUMSERVICE_SHARED_FOLDER"
 
 
 def _make_shared_folders():
-    """Make this master's shared folder, and return the open lock file that marks it in use
-    for as long as the master (or any of its workers) lives."""
+    """Make this master's shared folder, and return the open lock files that mark it, and a
+    metrics folder the operator named, in use for as long as the master (or any of its
+    workers) lives."""
     import tempfile
 
     # A shared folder named in the environment this master was started with is another's (a
@@ -127,21 +128,41 @@ def _make_shared_folders():
     folders = {"PROMETHEUS_MULTIPROC_DIR": "metrics", "SUMSERVICE_CACHE_DIR": "cache"}
     # Set to nothing counts as unset, as everywhere (sumservice/environment.py).
     given = {variable: env_str(variable, "") for variable in folders}
-    lock = None
+    locks = []
     if not all(given.values()):
         _remove_abandoned_shared_folders(tempfile.gettempdir())
         os.environ[_SHARED] = tempfile.mkdtemp(prefix="sumservice-")
-        lock = _lock_shared_folder(os.environ[_SHARED])
+        locks.append(_lock_shared_folder(os.environ[_SHARED]))
     for variable, name in folders.items():
         os.environ[variable] = given[variable] or os.path.join(os.environ[_SHARED], name)
         if not given[variable]:
             os.mkdir(os.environ[variable], 0o700)
-    # Metrics of a previous run would be added to this one's.
     metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(metrics, mode=0o700, exist_ok=True)
+    if given["PROMETHEUS_MULTIPROC_DIR"]:
+        locks.append(_lock_metrics_folder(metrics))
+    # Metrics of a previous run would be added to this one's.
     for name in os.listdir(metrics):
         if name.endswith(".db"):
             os.unlink(os.path.join(metrics, name))
+    return locks
+
+
+def _lock_metrics_folder(folder):
+    """One master's metrics folder at a time: a second would empty the first's counts, and its
+    exited workers' files would be folded by the other master as dead ones."""
+    import fcntl
+
+    lock = open(os.path.join(folder, _LOCK_NAME), "a")  # noqa: SIM115 (kept open: it holds the lock)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise RuntimeError(
+            f"PROMETHEUS_MULTIPROC_DIR ({folder}) is in use by another gunicorn master (another"
+            " instance, or the old master of an upgrade in place): name a folder of its own for"
+            " each, or leave it unset for a private one."
+        ) from None
     return lock
 
 

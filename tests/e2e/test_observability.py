@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -185,6 +186,20 @@ def test_a_metrics_folder_of_the_operators_is_made_and_emptied(tmp_path: Path) -
         assert ("sumservice_http_requests_total", labels) not in metric_samples(server)
     # The operator's folder is theirs: kept.
     assert folder.is_dir()
+
+
+def test_a_metrics_folder_of_the_operators_in_use_stops_a_second_master(tmp_path: Path) -> None:
+    """Another instance, or the new master of an upgrade in place (USR2), on the same folder
+    would empty it under the first, and count into it beside it: it does not start."""
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    labels = (("endpoint", "healthz"), ("method", "GET"), ("status", "200"))
+    with LiveServer(env=env, workers=1) as first:
+        counted = metric_samples(first)[("sumservice_http_requests_total", labels)]
+        with pytest.raises(RuntimeError) as refused:
+            LiveServer(env=env, workers=1).start()
+        assert f"PROMETHEUS_MULTIPROC_DIR ({tmp_path / 'metrics'}) is in use" in str(refused.value)
+        assert requests.get(first.url + "/healthz", timeout=5).status_code == 200
+        assert metric_samples(first)[("sumservice_http_requests_total", labels)] == counted + 1
 
 
 def test_recycled_workers_counts_are_kept_in_a_few_files(tmp_path: Path) -> None:
