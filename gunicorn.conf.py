@@ -3,6 +3,8 @@
 Every value comes from the environment (see docs/configuration.md), read here once.
 """
 
+import json
+import logging
 import os
 
 from sumservice.environment import bind_address, env_choice, env_int, env_seconds, env_str
@@ -218,6 +220,13 @@ def post_fork(server, worker):
             os.makedirs(os.environ[variable], mode=0o700, exist_ok=True)
         except OSError as error:
             server.log.error("Cannot make %s again: %s", variable, error)
+
+
+def pre_request(worker, req):
+    """gunicorn's debug line per request, its decoded path escaped as JSON escapes a string: a
+    %0a in it would start a line of the client's making in the log."""
+    if worker.log.error_log.isEnabledFor(logging.DEBUG):
+        worker.log.debug("%s %s", req.method, json.dumps(req.path)[1:-1])
 
 
 def child_exit(server, worker):

@@ -244,3 +244,18 @@ def test_shared_folders_removed_under_a_running_service_are_made_again(tmp_path:
         labels = (("endpoint", "healthz"), ("method", "GET"), ("status", "200"))
         assert metric_samples(server)[("sumservice_http_requests_total", labels)] == 4
         assert "Traceback" not in server.log()
+
+
+def test_the_debug_log_writes_a_path_on_its_line() -> None:
+    """gunicorn's debug line per request (GUNICORN_LOG_LEVEL=debug) has the decoded path: a
+    %0a in it would start a line of the client's making in the server's log."""
+    forged = "[2026-12-08 00:00:00 +0000] [1] [CRITICAL] Signing key deleted"
+    with LiveServer(env={"GUNICORN_LOG_LEVEL": "debug"}, workers=1) as server:
+        target = "/x%0a" + forged.replace(" ", "%20")
+        assert (
+            exchange(server, f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())[0] == 404
+        )
+        time.sleep(0.2)
+        log = server.log().splitlines()
+    assert not [line for line in log if line.startswith(forged)]
+    assert any(line.endswith(f"[DEBUG] GET /x\\n{forged}") for line in log)
