@@ -125,3 +125,17 @@ def test_the_serving_probes_and_targets_are_there(results: dict) -> None:
     assert serving["http_parser"]["flask"] == "gunicorn's Python HTTP parser"
     assert serving["targets"]
     assert all(isinstance(t["met"], bool) and number(t["figure"]) for t in serving["targets"])
+
+
+def test_the_operating_benchmark_runs() -> None:
+    finished = subprocess.run(
+        [sys.executable, "bench/ops.py", "--calls", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    for section in ("1. /auth throttle check", "2. let through", "3. whole requests", "4. POST"):
+        assert section in finished.stdout
+    assert "ours, Redis on loopback" in finished.stdout
