@@ -248,10 +248,12 @@ class SumProtocol(ASGIProtocol):
     def _on_message_complete(self) -> None:
         self._clear_deadline()
         self._between_requests = True
+        self._head_begun_at = None
         super()._on_message_complete()
 
     def _feed_callback_parser(self, data) -> bool:
-        if self._between_requests and data:
+        # Empty lines before a request line are no request yet (RFC 9112 section 2.2).
+        if self._between_requests and data.lstrip(b"\r\n"):
             self._next_head_begun()
         try:
             return self._feed_in_pieces(data)
@@ -604,8 +606,7 @@ class SumProtocol(ASGIProtocol):
             return  # a timeout answered already, and closed
         # gunicorn calls this from the `except` that caught its parser's error.
         if status == 414:  # each parser words it its own way, gunicorn_h1c's misleadingly
-            limit = self.cfg.limit_request_line
-            detail = f"The request line is over {limit} bytes: send a shorter target."
+            detail = "The request line is too long: send a shorter target."
         else:
             detail = _sentence(message, status, sys.exc_info()[1])
         body = json.dumps({"detail": detail}).encode()
@@ -1131,14 +1132,12 @@ def _reason(status: int) -> str:
 
 
 # What gunicorn's Python parser refused, for its errors whose message is only the text refused
-# ("get", "HTTP/1.1", a header's name) rather than a sentence.
+# ("get", "HTTP/1.1", a header's name) rather than a sentence (its others are sentences).
 _PARSER_REFUSALS = {
     python_parser.InvalidRequestMethod: "Invalid HTTP method",
     python_parser.InvalidHTTPVersion: "Invalid HTTP version",
     python_parser.InvalidHeaderName: "Invalid header name",
-    python_parser.InvalidHeader: "Invalid header",
     python_parser.UnsupportedTransferCoding: "Unsupported Transfer-Encoding",
-    python_parser.InvalidChunkSize: "Invalid chunk size",
 }
 
 

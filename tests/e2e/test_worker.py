@@ -162,7 +162,7 @@ def test_a_request_line_over_the_limit_is_414_in_a_sentence(served: str, request
     status, _, body = exchange(request.getfixturevalue(served), raw)
     assert (status, body) == (
         414,
-        {"detail": "The request line is over 4094 bytes: send a shorter target."},
+        {"detail": "The request line is too long: send a shorter target."},
     )
 
 
@@ -457,8 +457,16 @@ def test_gunicorns_own_refusals_are_json(served: str, raw: bytes, status: int, r
         # credentials it carries.
         (b"GET /healthz HTTP/1.1\rAuthorization: Bearer secret\r\n", "Invalid HTTP version."),
         (b"GET /healthz HTTP/1.1 \r\n", 'Invalid HTTP version: "HTTP/1.1 ".'),
+        (b"GET /healthz HTTP/1.1\r\nNo colon\r\n", "Missing colon in header"),  # a sentence
     ],
-    ids=["lower-case-method", "method-with-at", "space-before-colon", "bare-cr", "trailing-space"],
+    ids=[
+        "lower-case-method",
+        "method-with-at",
+        "space-before-colon",
+        "bare-cr",
+        "trailing-space",
+        "no-colon",
+    ],
 )
 def test_the_python_parsers_refusals_say_what_they_refuse(
     python_parser_server: LiveServer, raw: bytes, detail: str
@@ -537,6 +545,19 @@ def test_a_head_begun_on_a_kept_alive_connection_gets_the_header_timeout_and_its
         assert (status, headers["content-type"]) == (408, "application/json")
         assert json.loads(body)["detail"] == "The request's headers did not arrive within 3 s."
         assert 2.5 < time.monotonic() - started < 6
+
+
+def test_an_empty_line_on_a_kept_alive_connection_begins_no_request() -> None:
+    """RFC 9112 section 2.2: empty lines before a request line are ignored; the connection is
+    still idle, and closes at the keep-alive timeout without an answer."""
+    env = {"GUNICORN_KEEPALIVE": "1", "GUNICORN_HEADER_TIMEOUT": "5"}
+    with LiveServer(env=env, workers=1) as server, connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\r\n")
+        stream = sock.makefile("rb")
+        assert read_response(stream)[0] == 200
+        started = time.monotonic()
+        assert stream.read() == b""  # closed, nothing more said
+        assert time.monotonic() - started < 3
 
 
 def test_a_body_that_pauses_longer_than_the_worker_timeout_is_still_awaited() -> None:
