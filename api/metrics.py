@@ -166,11 +166,12 @@ class MetricsMiddleware:
         response = self.get_response(request)
         endpoint = endpoint_name(request, response.status_code)
         method = request.method if request.method in _METHODS else "other"
-        counted, timed = _series(endpoint, method, response.status_code)
-        try:
+        try:  # as never_failing, without its call on every request
+            # A worker's first count opens its files: labels() may fail as inc() may.
+            counted, timed = _series(endpoint, method, response.status_code)
             counted.inc()
             timed.observe(time.perf_counter() - started)
-        except OSError as error:  # as never_failing, without its call on every request
+        except OSError as error:
             _lost_a_count(error)
         return response
 
@@ -191,8 +192,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    # Made again if it was removed under the running service: the counts written since are
-    # lost, and a scrape answers what is counted from here on.
+    # Made again if it was removed under the running service, so that a scrape answers (what
+    # workers started since count; the others count into their removed files, until replaced).
     os.makedirs(folder, mode=0o700, exist_ok=True)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
