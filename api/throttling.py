@@ -106,15 +106,25 @@ def check_cache() -> str | None:
     database it lacks) would refuse every count, for good: ImproperlyConfigured."""
     cache = caches.create_connection("default")
     try:
-        cache.get("start-check")
-    except (redis_errors.AuthenticationError, redis_errors.ResponseError) as error:
-        raise ImproperlyConfigured(
-            "The rate limits' cache (SUMSERVICE_CACHE_URL) refuses the service:"
-            f" {type(error).__name__}: {error}"
-        ) from None
-    except Exception as error:  # down, or not there yet: as later, the limits wait for it
+        # A key of the throttles' own form: a Redis user allowed those keys alone may read it.
+        cache.get(SimpleRateThrottle.cache_format % {"scope": "start", "ident": "check"})
+    except Exception as error:
+        if _refuses_for_good(error):
+            raise ImproperlyConfigured(
+                "The rate limits' cache (SUMSERVICE_CACHE_URL) refuses the service:"
+                f" {type(error).__name__}: {error}"
+            ) from None
+        # Down, not there yet, busy: as later, the limits wait for it.
         return f"{type(error).__name__}: {error}"
     return None
+
+
+def _refuses_for_good(error: Exception) -> bool:
+    """A password it does not take (or none given), keys it does not let this user touch, a
+    database it lacks; not a Redis busy with a script or loading its data, which passes."""
+    if isinstance(error, redis_errors.AuthenticationError | redis_errors.NoPermissionError):
+        return True
+    return isinstance(error, redis_errors.ResponseError) and "DB index" in str(error)
 
 
 class AuthRateThrottle(SlidingWindowThrottle):

@@ -11,7 +11,7 @@ import pytest
 import redis
 import requests
 
-from tests.liveserver import LiveServer, stop_together
+from tests.liveserver import LiveServer, free_port, stop_together
 from tests.redisserver import RedisServer
 from tests.utils import pids_that_answered, post_sum
 
@@ -169,13 +169,45 @@ def test_a_redis_that_refuses_the_service_stops_the_start(url: str, refusal: str
     assert refusal in message and "not-this-one" not in message and "the-one" not in message
 
 
-def test_a_redis_that_does_not_answer_at_start_is_waited_for() -> None:
-    """Down at start, as later: served without limits meanwhile, and the log says so."""
+@pytest.mark.parametrize(
+    ("keys", "served"), [("sumservice:1:throttle_*", True), ("elsewhere:*", False)]
+)
+def test_a_redis_user_is_allowed_the_rate_limits_keys_or_refused_at_start(
+    keys: str, served: bool
+) -> None:
+    """A least-privilege Redis user, allowed the throttles' keys alone, serves; one allowed no
+    such key would refuse every count."""
     with RedisServer() as redis_server:
-        url = redis_server.url
-    with LiveServer(env={"SUMSERVICE_CACHE_URL": url}, workers=1) as server:
-        assert post_auth(server).status_code == 200
+        redis.Redis.from_url(redis_server.url).acl_setuser(
+            "limits", enabled=True, passwords=["+its-secret"], keys=[keys], commands=["+@all"]
+        )
+        env = {
+            "SUMSERVICE_CACHE_URL": f"redis://limits:its-secret@127.0.0.1:{redis_server.port}/0",
+            "SUMSERVICE_AUTH_RATE": "3/minute",
+        }
+        if not served:
+            with pytest.raises(RuntimeError) as failed:
+                LiveServer(env=env, workers=1).start()
+            assert "refuses the service: NoPermissionError" in str(failed.value)
+            return
+        with LiveServer(env=env, workers=1) as server:
+            statuses = [post_auth(server).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+def test_a_redis_that_does_not_answer_at_start_is_waited_for() -> None:
+    """Not there yet at start (started after the service): a warning, and the limits apply
+    once it answers."""
+    port = free_port()
+    env = {
+        "SUMSERVICE_CACHE_URL": f"redis://127.0.0.1:{port}/0",
+        "SUMSERVICE_AUTH_RATE": "3/minute",
+    }
+    with LiveServer(env=env, workers=1) as server:
         assert "The rate limits' cache (SUMSERVICE_CACHE_URL) does not answer" in server.log()
+        with RedisServer(port=port):
+            statuses = [post_auth(server).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
 
 
 def test_a_bad_rate_stops_the_start_with_a_message() -> None:
