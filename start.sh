@@ -22,6 +22,9 @@ else
 fi
 
 export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}"
+# Set to nothing counts as unset, as every variable; gunicorn reads this one itself, and stops.
+workers="${WEB_CONCURRENCY:-}"
+[[ -n "${workers//[[:space:]]/}" ]] || unset WEB_CONCURRENCY
 case "${1:-}" in
     "")  exec gunicorn --config gunicorn.conf.py ;;
     dev) exec python manage.py runserver "$HOST:$PORT" ;;

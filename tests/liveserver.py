@@ -95,7 +95,7 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     # One worker serves; gunicorn forks the others up to 0.1 s apart.
-                    if "WEB_CONCURRENCY" in self.env:
+                    if self.env.get("WEB_CONCURRENCY", "").strip():
                         workers = int(self.env["WEB_CONCURRENCY"])
                         try:
                             self.wait_for_workers(workers, max(deadline - time.monotonic(), 1))

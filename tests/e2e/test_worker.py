@@ -948,6 +948,13 @@ def answering_pids(server: LiveServer) -> list[int]:
     ]
 
 
+def test_start_sh_takes_a_worker_count_set_to_nothing_as_unset() -> None:
+    """As every variable: gunicorn, which reads WEB_CONCURRENCY itself, would stop on it."""
+    default = 2 * (os.cpu_count() or 1) + 1
+    with LiveServer(workers=1, env={"WEB_CONCURRENCY": " "}, command=["./start.sh"]) as server:
+        assert len(server.wait_for_workers(default)) == default
+
+
 def test_slow_clients_cost_the_others_nothing_on_start_sh_defaults() -> None:
     """256 connections trickle a request (half their head, half their body) at one byte a
     second on ./start.sh's own configuration; meanwhile small /sum requests on new connections
