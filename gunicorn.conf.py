@@ -162,8 +162,9 @@ def _lock_metrics_folder(folder):
         lock.close()
         raise RuntimeError(
             f"PROMETHEUS_MULTIPROC_DIR ({folder}) is in use by another gunicorn master (another"
-            " instance, or the old master of an upgrade in place): name a folder of its own for"
-            " each, or leave it unset for a private one."
+            " instance, the old master of an upgrade in place) or by the workers of one killed,"
+            " still finishing: name a folder of its own for each, or leave it unset for a"
+            " private one."
         ) from None
     return lock
 

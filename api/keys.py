@@ -83,13 +83,8 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
             f"SUMSERVICE_JWT_ALGORITHM is {algorithm!r}; supported: {supported}."
         )
 
-    previous_pem = _text_or_file(
-        config["PREVIOUS_KEYS"], config["PREVIOUS_KEYS_FILE"], "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE"
-    )
-    previous_variable = (
-        "SUMSERVICE_JWT_PREVIOUS_KEYS"
-        if config["PREVIOUS_KEYS"].strip()
-        else "SUMSERVICE_JWT_PREVIOUS_KEYS_FILE"
+    previous_pem, previous_variable = _text_or_file(
+        config["PREVIOUS_KEYS"], config["PREVIOUS_KEYS_FILE"], "SUMSERVICE_JWT_PREVIOUS_KEYS"
     )
     previous = [
         _verify_only_key(block, algorithm, "a previous key")
@@ -98,8 +93,8 @@ def load_keyring(config: dict[str, Any], algorithm: str) -> KeyRing:
     if signing_key_configured(config):
         # A configured but empty key file is an error below, not a silent switch to the state
         # folder: the rotation commands decide where keys live by the same test.
-        signing_pem = _text_or_file(
-            config["SIGNING_KEY"], config["SIGNING_KEY_FILE"], "SUMSERVICE_JWT_PRIVATE_KEY_FILE"
+        signing_pem, _ = _text_or_file(
+            config["SIGNING_KEY"], config["SIGNING_KEY_FILE"], "SUMSERVICE_JWT_PRIVATE_KEY"
         )
         current = _asymmetric_key(signing_pem, algorithm, "the signing key")
     else:
@@ -334,17 +329,20 @@ def _verify_only_key(pem: bytes, algorithm: str, what: str) -> Key:
     return replace(_asymmetric_key(pem, algorithm, what), signer=None)
 
 
-def _text_or_file(text: str, path: str, variable: str) -> bytes:
+def _text_or_file(text: str, path: str, variable: str) -> tuple[bytes, str]:
+    """Keys given as text in `variable`, or else in the file `variable`_FILE names; and which of
+    the two variables gave them."""
     if text.strip():
-        return text.encode()
+        return text.encode(), variable
+    file_variable = f"{variable}_FILE"
     if path:
         try:
             content = Path(path).read_bytes()
         except OSError as error:
             raise ImproperlyConfigured(f"Cannot read key file {path}: {error.strerror}") from None
-        _check_configured_key_file(Path(path), b"PRIVATE KEY" in content, variable)
-        return content
-    return b""
+        _check_configured_key_file(Path(path), b"PRIVATE KEY" in content, file_variable)
+        return content, file_variable
+    return b"", variable
 
 
 def _pem_blocks(bundle: bytes, variable: str) -> list[bytes]:
