@@ -109,6 +109,16 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"gunicorn did not answer within {timeout}s:\n{self.log()}")
 
+    def refused_start(self, timeout: float = 30) -> str:
+        """Start where the start must fail: why it failed (gunicorn's exit and its log). One
+        that serves is stopped, and an AssertionError raised: no server is left behind."""
+        try:
+            self.start(timeout)
+        except RuntimeError as refused:
+            return str(refused)
+        self.stop()
+        raise AssertionError(f"gunicorn started and served:\n{self.log()}")
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         stop_together([self], sig)
 
