@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.asgi import post_scope  # noqa: E402
 from bench.run import CREDENTIALS, SMALL  # noqa: E402
 
 WARM_UP = 300
@@ -82,20 +83,7 @@ def serve(endpoint: str, requests: int) -> None:
     if endpoint == "sum":
         token = str(SumAccessToken.for_subject(CREDENTIALS["username"]))
         headers.append((b"authorization", f"Bearer {token}".encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": f"/{endpoint}",
-        "raw_path": f"/{endpoint}".encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = post_scope(f"/{endpoint}", headers)
     statuses = []
 
     async def receive() -> dict:

@@ -41,6 +41,7 @@ from django.test.utils import override_settings  # noqa: E402
 from rest_framework.throttling import SimpleRateThrottle  # noqa: E402
 
 from api.throttling import AuthRateThrottle  # noqa: E402
+from bench.asgi import post_scope  # noqa: E402
 from sumservice.asgi import application  # noqa: E402
 
 RATES = {"DEFAULT_THROTTLE_RATES": {"auth": "1000000000/minute", "sum": None}}
@@ -112,24 +113,14 @@ def request_us(client: Client, calls: int, send) -> float:
 def bridged_auth_us(calls: int) -> float:
     """POST /auth through the ASGI application, each request in a task of its own."""
     body = json.dumps({"username": "alice", "password": "x"}).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/auth",
-        "raw_path": b"/auth",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
+    scope = post_scope(
+        "/auth",
+        [
             (b"host", b"localhost"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    )
     statuses = set()
 
     async def receive() -> dict:
