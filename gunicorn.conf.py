@@ -215,12 +215,15 @@ def _remove_abandoned_shared_folders(temporary):
 
 def post_fork(server, worker):
     """Make the shared folders again in each new worker, should they have been removed under
-    the running service (a /tmp cleaner, an operator): its counts and rate limits would fail."""
+    the running service (a /tmp cleaner, an operator), and open its metrics files in them."""
+    from api.metrics import open_worker_files
+
     for variable in ("PROMETHEUS_MULTIPROC_DIR", "SUMSERVICE_CACHE_DIR"):
         try:
             os.makedirs(os.environ[variable], mode=0o700, exist_ok=True)
         except OSError as error:
             server.log.error("Cannot make %s again: %s", variable, error)
+    open_worker_files()
 
 
 def pre_request(worker, req):

@@ -78,6 +78,17 @@ RATE_LIMIT_CACHE_ERRORS = Counter(
 logger = logging.getLogger(__name__)
 
 
+def open_worker_files() -> None:
+    """Open this process's files now, as a worker starts: prometheus_client opens them at a
+    process's first count, and one that fails then leaves every value of the process unusable.
+    Opened, a folder removed later costs the counts written to it, not the requests."""
+    if settings.SUMSERVICE["METRICS"]:
+        try:
+            TOKENS_ISSUED.inc(0)  # any value: the first one a process touches opens them all
+        except OSError as error:
+            _lost_a_count(error)
+
+
 def never_failing(count: Callable[..., None]) -> Callable[..., None]:
     """`count`, which a failure to write its value (the shared folder removed under a running
     service) cannot turn into a failed request: the value is lost, and each worker says so once."""
@@ -86,17 +97,17 @@ def never_failing(count: Callable[..., None]) -> Callable[..., None]:
     def counted(*args: Any) -> None:
         try:
             count(*args)
-        except OSError as error:
+        except Exception as error:  # whatever prometheus_client raises, never the request's
             _lost_a_count(error)
 
     return counted
 
 
-def _lost_a_count(error: OSError) -> None:
+def _lost_a_count(error: Exception) -> None:
     global _said_lost
     if not _said_lost:
         _said_lost = True
-        logger.error("Metrics are not counted: %s", error)
+        logger.error("Metrics are not counted: %s: %s", type(error).__name__, error)
 
 
 _said_lost = False
@@ -171,7 +182,7 @@ class MetricsMiddleware:
             counted, timed = _series(endpoint, method, response.status_code)
             counted.inc()
             timed.observe(time.perf_counter() - started)
-        except OSError as error:
+        except Exception as error:
             _lost_a_count(error)
         return response
 

@@ -213,10 +213,13 @@ def test_a_metrics_folder_removed_fails_no_request(tmp_path: Path) -> None:
         "if worker:\n"
         "    sys.exit(os.waitstatus_to_exitcode(os.waitpid(worker, 0)[1]))\n"
         "client = Client(HTTP_HOST='localhost')\n"
-        "print(client.post('/auth', {'username': 'a', 'password': 'b'},"
-        " content_type='application/json').status_code)\n"
-        "print(client.get('/healthz').status_code, client.get('/healthz').status_code)\n"
+        "def auth(): return client.post('/auth', {'username': 'a', 'password': 'b'},"
+        " content_type='application/json')\n"
+        "token = auth().json()['access_token']\n"
+        "print(auth().status_code, client.get('/healthz').status_code)\n"
         "print(client.get('/metrics').status_code)\n"
+        "print(client.post('/sum', '[1, 2]', content_type='application/json',"
+        " HTTP_AUTHORIZATION='Bearer ' + token).status_code, auth().status_code)\n"
     )
     environment = {
         **os.environ,
@@ -232,6 +235,7 @@ def test_a_metrics_folder_removed_fails_no_request(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert run.stdout.split() == ["200", "200", "200", "200"], run.stderr[-2000:]
-    assert run.stderr.count("Metrics are not counted: [Errno 2] No such file or directory") == 1
+    assert run.stdout.split() == ["200"] * 5, run.stderr[-2000:]
+    assert run.stderr.count("Metrics are not counted") == 1
+    assert "No such file or directory" in run.stderr
     assert folder.is_dir()

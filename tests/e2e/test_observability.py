@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.clients import connect, exchange
 from tests.liveserver import LiveServer
-from tests.utils import post_sum
+from tests.utils import get_token, post_sum
 
 PASSWORD = "tr0ub4dor&3-do-not-log"
 
@@ -241,6 +241,28 @@ def test_shared_folders_removed_under_a_running_service_are_made_again(tmp_path:
         assert [answer.status_code for answer in answers] == [200] * 8
         labels = (("endpoint", "healthz"), ("method", "GET"), ("status", "200"))
         assert metric_samples(server)[("sumservice_http_requests_total", labels)] == 4
+        assert "Traceback" not in server.log()
+
+
+def test_a_shared_folder_removed_before_a_workers_first_count_fails_no_request(
+    tmp_path: Path,
+) -> None:
+    """Workers open their files as they start: removed afterwards, the folder costs counts,
+    never a request."""
+    with LiveServer(env={"TMPDIR": str(tmp_path)}, workers=1) as server:
+        # A worker fresh from its fork (SIGHUP), started, that has counted nothing yet.
+        before = server.worker_pids()
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_for_workers(1, replacing=before)
+        time.sleep(1)
+        (shared,) = tmp_path.glob("sumservice-*")
+        shutil.rmtree(shared)
+        access_token = get_token(server)
+        answers = [post_sum(server, b"[1, 2]", access_token) for _ in range(3)] + [
+            requests.post(server.url + "/auth", json={"username": "a", "password": "b"}, timeout=5)
+            for _ in range(3)
+        ]
+        assert [answer.status_code for answer in answers] == [200] * 6
         assert "Traceback" not in server.log()
 
 
