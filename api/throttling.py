@@ -105,9 +105,12 @@ def check_cache() -> str | None:
     answering later). One that answers but refuses the service (a password it does not take, a
     database it lacks) would refuse every count, for good: ImproperlyConfigured."""
     cache = caches.create_connection("default")
+    # Counted as a throttle counts, in a key of its own form: a Redis user allowed those keys
+    # alone may, one that may only read them may not.
+    key = SimpleRateThrottle.cache_format % {"scope": AuthRateThrottle.scope, "ident": "start"}
     try:
-        # A key of the throttles' own form: a Redis user allowed those keys alone may read it.
-        cache.get(SimpleRateThrottle.cache_format % {"scope": "start", "ident": "check"})
+        cache.add(key, 0, timeout=60)
+        cache.incr(key)
     except Exception as error:
         if _refuses_for_good(error):
             raise ImproperlyConfigured(
@@ -120,9 +123,11 @@ def check_cache() -> str | None:
 
 
 def _refuses_for_good(error: Exception) -> bool:
-    """A password it does not take (or none given), keys it does not let this user touch, a
-    database it lacks; not a Redis busy with a script or loading its data, which passes."""
-    if isinstance(error, redis_errors.AuthenticationError | redis_errors.NoPermissionError):
+    """A password it does not take (or none given), keys it does not let this user count in, a
+    database it lacks, a URL that names no server; not a Redis busy with a script or loading
+    its data, which passes."""
+    permanent = (redis_errors.AuthenticationError, redis_errors.NoPermissionError, ValueError)
+    if isinstance(error, permanent):
         return True
     return isinstance(error, redis_errors.ResponseError) and "DB index" in str(error)
 

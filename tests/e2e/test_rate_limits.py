@@ -151,11 +151,12 @@ def test_a_redis_that_hangs_holds_up_no_worker_for_long() -> None:
 @pytest.mark.parametrize(
     ("url", "refusal"),
     [
+        ("redis://127.0.0.1:63x9/0", "ValueError"),  # a URL that cannot name a server
         ("redis://:not-this-one@127.0.0.1:{port}/0", "AuthenticationError"),
         ("redis://127.0.0.1:{port}/0", "AuthenticationError"),  # no password given
         ("redis://:the-one-it-takes@127.0.0.1:{port}/99", "DB index is out of range"),
     ],
-    ids=["a-password-it-refuses", "no-password", "a-database-it-lacks"],
+    ids=["a-port-that-is-no-number", "a-password-it-refuses", "no-password", "a-database-it-lacks"],
 )
 def test_a_redis_that_refuses_the_service_stops_the_start(url: str, refusal: str) -> None:
     """It answers, and would refuse every count: the limits would be off for good."""
@@ -168,16 +169,23 @@ def test_a_redis_that_refuses_the_service_stops_the_start(url: str, refusal: str
 
 
 @pytest.mark.parametrize(
-    ("keys", "served"), [("sumservice:1:throttle_*", True), ("elsewhere:*", False)]
+    ("keys", "served"),
+    [
+        (["sumservice:1:throttle_*"], True),
+        (["sumservice:1:throttle_auth_*", "sumservice:1:throttle_sum_*"], True),
+        (["elsewhere:*"], False),
+        (["%R~sumservice:1:throttle_*"], False),  # may read them, not count in them
+    ],
+    ids=["the-throttles-keys", "each-scopes-keys", "other-keys", "read-only"],
 )
 def test_a_redis_user_is_allowed_the_rate_limits_keys_or_refused_at_start(
-    keys: str, served: bool
+    keys: list[str], served: bool
 ) -> None:
-    """A least-privilege Redis user, allowed the throttles' keys alone, serves; one allowed no
-    such key would refuse every count."""
+    """A least-privilege Redis user, allowed the throttles' keys alone, serves; one that may
+    not count in them would refuse every count."""
     with RedisServer() as redis_server:
         redis.Redis.from_url(redis_server.url).acl_setuser(
-            "limits", enabled=True, passwords=["+its-secret"], keys=[keys], commands=["+@all"]
+            "limits", enabled=True, passwords=["+its-secret"], keys=keys, commands=["+@all"]
         )
         env = {
             "SUMSERVICE_CACHE_URL": f"redis://limits:its-secret@127.0.0.1:{redis_server.port}/0",
