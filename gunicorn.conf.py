@@ -76,8 +76,8 @@ def on_starting(server):
     a key that must be created is created here, a misconfigured one stops the start with a clear
     message, and a new worker (at start, after a recycle or a crash) serves within milliseconds
     of its fork instead of loading Django again (~0.5 s of CPU)."""
-    server.shared_folder_lock = _make_shared_folders()
     try:
+        server.shared_folder_lock = _make_shared_folders()
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
         import django
 
@@ -155,7 +155,8 @@ def _lock_metrics_folder(folder):
     exited workers' files would be folded by the other master as dead ones."""
     import fcntl
 
-    lock = open(os.path.join(folder, _LOCK_NAME), "a")  # noqa: SIM115 (kept open: it holds the lock)
+    # Not the private folders' lock file: that one marks a folder to remove once abandoned.
+    lock = open(os.path.join(folder, _METRICS_LOCK_NAME), "a")  # noqa: SIM115 (held open)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -174,6 +175,7 @@ def _lock_metrics_folder(folder):
 # (SIGKILL, the OOM killer), and a Kubernetes memory-backed /tmp would keep each such folder
 # for the pod's life. A lock works where pids do not: across containers sharing the folder.
 _LOCK_NAME = "master.lock"
+_METRICS_LOCK_NAME = "metrics.lock"
 
 
 def _lock_shared_folder(folder):

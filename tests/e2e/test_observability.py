@@ -190,14 +190,31 @@ def test_a_metrics_folder_of_the_operators_is_made_and_emptied(tmp_path: Path) -
 def test_a_metrics_folder_of_the_operators_in_use_stops_a_second_master(tmp_path: Path) -> None:
     """Another instance, or the new master of an upgrade in place (USR2), on the same folder
     would empty it under the first, and count into it beside it: it does not start."""
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "TMPDIR": str(temporary)}
     labels = (("endpoint", "healthz"), ("method", "GET"), ("status", "200"))
     with LiveServer(env=env, workers=1) as first:
         counted = metric_samples(first)[("sumservice_http_requests_total", labels)]
+        private = set(temporary.iterdir())  # the first master's (its rate limits' cache)
         refused = LiveServer(env=env, workers=1).refused_start()
         assert f"PROMETHEUS_MULTIPROC_DIR ({tmp_path / 'metrics'}) is in use" in refused
+        assert set(temporary.iterdir()) == private  # the refused one's removed
         assert requests.get(first.url + "/healthz", timeout=5).status_code == 200
         assert metric_samples(first)[("sumservice_http_requests_total", labels)] == counted + 1
+
+
+def test_a_metrics_folder_of_the_operators_is_never_taken_for_an_abandoned_one(
+    tmp_path: Path,
+) -> None:
+    """Named like the private folders, in the temporary folder: the next start, which removes
+    the folders killed masters left, keeps it."""
+    named = tmp_path / "sumservice-metrics"
+    env = {"TMPDIR": str(tmp_path)}
+    with LiveServer(env={**env, "PROMETHEUS_MULTIPROC_DIR": str(named)}, workers=1):
+        (named / "kept.txt").write_text("the operator's")
+    with LiveServer(env=env, workers=1):
+        assert (named / "kept.txt").read_text() == "the operator's"
 
 
 def test_recycled_workers_counts_are_kept_in_a_few_files(tmp_path: Path) -> None:
