@@ -92,8 +92,8 @@ def on_starting(server):
             failing = check_cache()
             if failing:
                 server.log.warning(
-                    "The rate limits' cache (SUMSERVICE_CACHE_URL) does not answer (%s): requests"
-                    " are served without rate limits until it does.",
+                    "The rate limits' cache (SUMSERVICE_CACHE_URL) cannot count yet (%s):"
+                    " requests are served without rate limits until it can.",
                     failing,
                 )
         server.log.info("Parsing HTTP with %s", http_parser_in_use(server.cfg.http_parser))
@@ -217,15 +217,12 @@ def _remove_abandoned_shared_folders(temporary):
 
 def post_fork(server, worker):
     """Make the shared folders again in each new worker, should they have been removed under
-    the running service (a /tmp cleaner, an operator), and open its metrics files in them."""
-    from api.metrics import open_worker_files
-
+    the running service (a /tmp cleaner, an operator): it counts in them from its first count."""
     for variable in ("PROMETHEUS_MULTIPROC_DIR", "SUMSERVICE_CACHE_DIR"):
         try:
             os.makedirs(os.environ[variable], mode=0o700, exist_ok=True)
         except OSError as error:
             server.log.error("Cannot make %s again: %s", variable, error)
-    open_worker_files()
 
 
 def pre_request(worker, req):

@@ -78,17 +78,6 @@ RATE_LIMIT_CACHE_ERRORS = Counter(
 logger = logging.getLogger(__name__)
 
 
-def open_worker_files() -> None:
-    """Open this process's files now, as a worker starts: prometheus_client opens them at a
-    process's first count, and one that fails then leaves every value of the process unusable.
-    Opened, a folder removed later costs the counts written to it, not the requests."""
-    if settings.SUMSERVICE["METRICS"]:
-        try:
-            TOKENS_ISSUED.inc(0)  # any value: the first one a process touches opens them all
-        except OSError as error:
-            _lost_a_count(error)
-
-
 def never_failing(count: Callable[..., None]) -> Callable[..., None]:
     """`count`, which a failure to write its value (the shared folder removed under a running
     service) cannot turn into a failed request: the value is lost, and each worker says so once."""

@@ -16,8 +16,10 @@ import logging
 import math
 import time
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from redis import ConnectionPool
 from redis import exceptions as redis_errors
 from rest_framework import settings as drf_settings
 from rest_framework.request import Request
@@ -104,12 +106,19 @@ def check_cache() -> str | None:
     fails if it does not answer (the limits are off while it does not, as when it stops
     answering later). One that answers but refuses the service (a password it does not take, a
     database it lacks) would refuse every count, for good: ImproperlyConfigured."""
+    try:
+        ConnectionPool.from_url(settings.CACHE_URL)
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"SUMSERVICE_CACHE_URL names no Redis server the service can reach: {error}"
+        ) from None
     cache = caches.create_connection("default")
-    # Counted as a throttle counts, in a key of its own form: a Redis user allowed those keys
-    # alone may, one that may only read them may not.
+    # Written as a throttle writes, in a key of its own form: a Redis user allowed those keys
+    # alone may, one that may only read them may not. set, not add: the key of a start a
+    # minute before must not expire between the two.
     key = SimpleRateThrottle.cache_format % {"scope": AuthRateThrottle.scope, "ident": "start"}
     try:
-        cache.add(key, 0, timeout=60)
+        cache.set(key, 0, timeout=60)
         cache.incr(key)
     except Exception as error:
         if _refuses_for_good(error):
@@ -124,10 +133,9 @@ def check_cache() -> str | None:
 
 def _refuses_for_good(error: Exception) -> bool:
     """A password it does not take (or none given), keys it does not let this user count in, a
-    database it lacks, a URL that names no server; not a Redis busy with a script or loading
-    its data, which passes."""
-    permanent = (redis_errors.AuthenticationError, redis_errors.NoPermissionError, ValueError)
-    if isinstance(error, permanent):
+    database it lacks; not a Redis busy with a script, loading its data, full, or a replica
+    until a failover, which may pass."""
+    if isinstance(error, redis_errors.AuthenticationError | redis_errors.NoPermissionError):
         return True
     return isinstance(error, redis_errors.ResponseError) and "DB index" in str(error)
 

@@ -151,12 +151,11 @@ def test_a_redis_that_hangs_holds_up_no_worker_for_long() -> None:
 @pytest.mark.parametrize(
     ("url", "refusal"),
     [
-        ("redis://127.0.0.1:63x9/0", "ValueError"),  # a URL that cannot name a server
         ("redis://:not-this-one@127.0.0.1:{port}/0", "AuthenticationError"),
         ("redis://127.0.0.1:{port}/0", "AuthenticationError"),  # no password given
         ("redis://:the-one-it-takes@127.0.0.1:{port}/99", "DB index is out of range"),
     ],
-    ids=["a-port-that-is-no-number", "a-password-it-refuses", "no-password", "a-database-it-lacks"],
+    ids=["a-password-it-refuses", "no-password", "a-database-it-lacks"],
 )
 def test_a_redis_that_refuses_the_service_stops_the_start(url: str, refusal: str) -> None:
     """It answers, and would refuse every count: the limits would be off for good."""
@@ -166,6 +165,13 @@ def test_a_redis_that_refuses_the_service_stops_the_start(url: str, refusal: str
         message = LiveServer(env=env, workers=1).refused_start()
     assert "The rate limits' cache (SUMSERVICE_CACHE_URL) refuses the service" in message
     assert refusal in message and "not-this-one" not in message and "the-one" not in message
+
+
+def test_a_cache_url_that_names_no_server_stops_the_start() -> None:
+    url = "redis://:not-this-one@127.0.0.1:63x9/0"
+    message = LiveServer(env={"SUMSERVICE_CACHE_URL": url}, workers=1).refused_start()
+    assert "SUMSERVICE_CACHE_URL names no Redis server the service can reach: Port" in message
+    assert "not-this-one" not in message
 
 
 @pytest.mark.parametrize(
@@ -209,7 +215,7 @@ def test_a_redis_that_does_not_answer_at_start_is_waited_for() -> None:
         "SUMSERVICE_AUTH_RATE": "3/minute",
     }
     with LiveServer(env=env, workers=1) as server:
-        assert "The rate limits' cache (SUMSERVICE_CACHE_URL) does not answer" in server.log()
+        assert "The rate limits' cache (SUMSERVICE_CACHE_URL) cannot count yet" in server.log()
         with RedisServer(port=port):
             statuses = [post_auth(server).status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
