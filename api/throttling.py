@@ -102,10 +102,11 @@ class SlidingWindowThrottle(SimpleRateThrottle):
 
 
 def check_cache() -> str | None:
-    """Whether the rate limits' cache serves, asked once at start: None if it does, or what
-    fails if it does not answer (the limits are off while it does not, as when it stops
-    answering later). One that answers but refuses the service (a password it does not take, a
-    database it lacks) would refuse every count, for good: ImproperlyConfigured."""
+    """Whether the rate limits' Redis counts, asked once at start: None if it does, or what
+    fails while it cannot yet (the limits are off meanwhile, as when it stops later). A URL
+    that names no server, or a Redis that refuses the service (a password it does not take,
+    keys it does not let this user write, a database it lacks) would refuse every count, for
+    good: ImproperlyConfigured."""
     try:
         ConnectionPool.from_url(settings.CACHE_URL)
     except ValueError as error:
