@@ -77,7 +77,7 @@ def on_starting(server):
     message, and a new worker (at start, after a recycle or a crash) serves within milliseconds
     of its fork instead of loading Django again (~0.5 s of CPU)."""
     try:
-        server.shared_folder_lock = _make_shared_folders()
+        server.shared_folder_locks = _make_shared_folders()
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sumservice.settings")
         import django
 
