@@ -605,11 +605,7 @@ class SumProtocol(ASGIProtocol):
         if self._closed:
             return  # a timeout answered already, and closed
         # gunicorn calls this from the `except` that caught its parser's error.
-        if status == 414:  # each parser words it its own way, gunicorn_h1c's misleadingly
-            detail = "The request line is too long: send a shorter target."
-        else:
-            detail = _sentence(message, status, sys.exc_info()[1])
-        body = json.dumps({"detail": detail}).encode()
+        body = json.dumps({"detail": _sentence(message, status, sys.exc_info()[1])}).encode()
         # The request's own fields where its head was read, as Django's answers use them.
         request = self._current_request
         request_id = _request_id(_field(request, b"x-request-id"))
@@ -1144,6 +1140,8 @@ _PARSER_REFUSALS = {
 def _sentence(message: str, status: int, error: BaseException | None = None) -> str:
     """gunicorn's messages are terse: say what its Python parser refused (`error`, the
     exception it caught), and which status they explain when they are empty."""
+    if status == 414:  # each parser words it its own way, gunicorn_h1c's misleadingly
+        return "The request line is too long: send a shorter target."
     refused = _PARSER_REFUSALS.get(type(error))
     if refused:
         # The refused value itself, quoted to show its spaces; not what ran into the rest of the
